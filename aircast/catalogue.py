@@ -1,0 +1,416 @@
+"""What the Copernicus data stores offer, and which requests their forms accept.
+
+The rules here are the facts of the stores' catalogue forms (request keys, allowed values,
+date ranges, field limits) for the four datasets AirCast uses. They are compiled into the
+package so that the sandbox and the ingestion need no network and no external files;
+``tests/test_catalogue.py`` re-derives them from the real forms in
+``../shared/data/cds-forms/`` so that they cannot drift. The CAMS global forecast has no form
+there; its rules follow the Atmosphere Data Store documentation (runs at 00 and 12 UTC,
+``leadtime_hour`` 0-120, pressure-level fields every 3 hours of lead, data from 2015).
+
+:func:`validate_request` is used by both sides of the network seam: the sandbox server rejects
+what the real store would reject, and the ingestion refuses to send such a request at all.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from aircast.errors import RequestError
+from aircast.vocab import (
+    CAMS_EAC4,
+    CAMS_FORECAST,
+    ERA5_PRESSURE,
+    ERA5_SINGLE,
+    VARIABLES,
+    LevelType,
+    Variable,
+    did_you_mean,
+)
+
+MONTHS = ("january", "february", "march", "april", "may", "june", "july", "august",
+          "september", "october", "november", "december")
+
+ERA5_PRESSURE_LEVELS = (1, 2, 3, 5, 7, 10, 20, 30, 50, 70, 100, 125, 150, 175, 200, 225, 250,
+                        300, 350, 400, 450, 500, 550, 600, 650, 700, 750, 775, 800, 825, 850,
+                        875, 900, 925, 950, 975, 1000)
+CAMS_PRESSURE_LEVELS = (1, 2, 3, 5, 7, 10, 20, 30, 50, 70, 100, 150, 200, 250, 300, 400, 500,
+                        600, 700, 800, 850, 900, 925, 950, 1000)
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """One data-store dataset: where it lives, its native grid and its time axis.
+
+    Attributes
+    ----------
+    id
+        Catalogue id, as passed to ``cdsapi.Client.retrieve``.
+    store
+        ``cds`` (Climate Data Store) or ``ads`` (Atmosphere Data Store).
+    grid_step
+        Native grid spacing in degrees; the native grid is global, latitude 90 → -90 and
+        longitude 0 → 360 - step.
+    hours
+        UTC hours of the day that a reanalysis offers, or the forecast runs' start hours.
+    levels
+        Pressure levels (hPa) offered; empty for single-level datasets.
+    first_date, last_date
+        Inclusive date range the form accepts (``last_date`` None: up to yesterday).
+    pressure_last_date
+        For EAC4, pressure-level fields end earlier than surface fields.
+    selection_limit
+        Largest number of fields (product of the counts of all list keys) in one request.
+    """
+
+    id: str
+    store: Literal["cds", "ads"]
+    title: str
+    kind: Literal["reanalysis", "forecast"]
+    grid_step: float
+    hours: tuple[int, ...]
+    levels: tuple[int, ...]
+    first_date: dt.date
+    last_date: dt.date | None
+    selection_limit: int
+    pressure_last_date: dt.date | None = None
+    max_lead_hour: int = 0
+    pressure_lead_step: int = 1
+
+    @property
+    def n_lat(self) -> int:
+        return int(round(180 / self.grid_step)) + 1
+
+    @property
+    def n_lon(self) -> int:
+        return int(round(360 / self.grid_step))
+
+    def variables(self) -> tuple[Variable, ...]:
+        """The vocabulary's variables that this dataset offers."""
+        return tuple(v for v in VARIABLES.values() if self.id in v.request_names)
+
+    def native_latitudes(self) -> np.ndarray:
+        """Native latitudes, north to south, shape (n_lat,)."""
+        return np.round(90.0 - self.grid_step * np.arange(self.n_lat), 6)
+
+    def native_longitudes(self) -> np.ndarray:
+        """Native longitudes as archived, 0 → 360 - step, shape (n_lon,)."""
+        return np.round(self.grid_step * np.arange(self.n_lon), 6)
+
+
+DATASETS: Mapping[str, DatasetSpec] = {
+    ERA5_SINGLE: DatasetSpec(
+        ERA5_SINGLE, "cds", "ERA5 hourly data on single levels", "reanalysis", 0.25,
+        tuple(range(24)), (), dt.date(1959, 1, 1), dt.date(2023, 12, 31), 120_000,
+    ),
+    ERA5_PRESSURE: DatasetSpec(
+        ERA5_PRESSURE, "cds", "ERA5 hourly data on pressure levels", "reanalysis", 0.25,
+        tuple(range(24)), ERA5_PRESSURE_LEVELS, dt.date(1959, 1, 1), dt.date(2023, 12, 31),
+        1_000_000,
+    ),
+    CAMS_EAC4: DatasetSpec(
+        CAMS_EAC4, "ads", "CAMS global reanalysis (EAC4)", "reanalysis", 0.75,
+        (0, 3, 6, 9, 12, 15, 18, 21), CAMS_PRESSURE_LEVELS, dt.date(2003, 1, 1),
+        dt.date(2022, 6, 30), 100_000, pressure_last_date=dt.date(2021, 12, 31),
+    ),
+    CAMS_FORECAST: DatasetSpec(
+        CAMS_FORECAST, "ads", "CAMS global atmospheric composition forecasts", "forecast", 0.4,
+        (0, 12), CAMS_PRESSURE_LEVELS, dt.date(2015, 1, 1), None, 100_000,
+        max_lead_hour=120, pressure_lead_step=3,
+    ),
+}
+
+#: Keys every store accepts besides the form's widgets (format selection of the current API).
+_FORMAT_KEYS = {
+    ERA5_SINGLE: ("data_format", "download_format"),
+    ERA5_PRESSURE: ("data_format", "download_format"),
+    CAMS_EAC4: ("format", "data_format"),
+    CAMS_FORECAST: ("data_format", "format"),
+}
+_FORMATS = ("grib", "netcdf")
+_REQUIRED = {
+    ERA5_SINGLE: ("product_type", "variable", "year", "month", "day", "time"),
+    ERA5_PRESSURE: ("product_type", "variable", "year", "month", "day", "time", "pressure_level"),
+    CAMS_EAC4: ("variable", "date", "time"),
+    CAMS_FORECAST: ("variable", "date", "time", "leadtime_hour", "type"),
+}
+_OPTIONAL = {
+    ERA5_SINGLE: ("area",),
+    ERA5_PRESSURE: ("area",),
+    CAMS_EAC4: ("area", "pressure_level", "model_level"),
+    CAMS_FORECAST: ("area", "pressure_level"),
+}
+
+
+def dataset(dataset_id: str) -> DatasetSpec:
+    """Look up a dataset, naming the known ones when it is unknown."""
+    try:
+        return DATASETS[dataset_id]
+    except KeyError:
+        raise RequestError(
+            f"unknown dataset {dataset_id!r}{did_you_mean(dataset_id, DATASETS)}; "
+            f"AirCast knows: {', '.join(DATASETS)}"
+        ) from None
+
+
+@dataclass(frozen=True)
+class ParsedRequest:
+    """A request the form accepts, parsed into what a product needs.
+
+    Attributes
+    ----------
+    dataset
+        The dataset's id.
+    variables
+        Vocabulary short names, in request order.
+    levels
+        Pressure levels in hPa (sorted, descending pressure), or ``()``.
+    times
+        Reanalysis: the valid times (datetime64[ns], sorted). Forecast: the runs' start times.
+    lead_hours
+        Forecast lead times in hours (sorted), or ``()`` for a reanalysis.
+    area
+        ``(north, west, south, east)`` in degrees, or None for the whole globe.
+    data_format
+        ``grib`` or ``netcdf``.
+    """
+
+    dataset: str
+    variables: tuple[str, ...]
+    levels: tuple[int, ...]
+    times: np.ndarray
+    lead_hours: tuple[int, ...]
+    area: tuple[float, float, float, float] | None
+    data_format: Literal["grib", "netcdf"]
+
+    @property
+    def n_fields(self) -> int:
+        n_levels = max(1, len(self.levels))
+        return len(self.variables) * n_levels * len(self.times) * max(1, len(self.lead_hours))
+
+
+def _as_list(key: str, value: Any) -> list[str]:
+    if isinstance(value, (str, int, float)):
+        return [str(value)]
+    if isinstance(value, Sequence) and all(isinstance(v, (str, int, float)) for v in value):
+        return [str(v) for v in value]
+    raise RequestError(f"request key {key!r}: expected a string or a list of strings, got {value!r}")
+
+
+def _check_values(key: str, values: list[str], allowed: Sequence[str]) -> None:
+    for v in values:
+        if v not in allowed:
+            shown = ", ".join(allowed[:40]) + (" …" if len(allowed) > 40 else "")
+            raise RequestError(
+                f"request key {key!r}: value {v!r} is not accepted{did_you_mean(v, allowed)}; "
+                f"the form accepts: {shown}"
+            )
+
+
+def _parse_area(value: Any) -> tuple[float, float, float, float]:
+    try:
+        north, west, south, east = (float(x) for x in value)
+    except (TypeError, ValueError):
+        raise RequestError(
+            f"request key 'area': expected [north, west, south, east] in degrees, got {value!r}"
+        ) from None
+    if not (-90 <= south <= north <= 90):
+        raise RequestError(
+            f"request key 'area': latitudes must satisfy -90 <= south <= north <= 90, got "
+            f"north={north}, south={south}"
+        )
+    if not (-180 <= west <= 360 and -180 <= east <= 360 and west <= east
+            and east - west <= 360):
+        raise RequestError(
+            f"request key 'area': longitudes must satisfy west <= east within [-180, 360], got "
+            f"west={west}, east={east}"
+        )
+    return north, west, south, east
+
+
+def _parse_date_range(key: str, values: list[str]) -> list[dt.date]:
+    days: list[dt.date] = []
+    for v in values:
+        first, _, last = v.partition("/")
+        try:
+            start = dt.date.fromisoformat(first)
+            end = dt.date.fromisoformat(last) if last else start
+        except ValueError:
+            raise RequestError(
+                f"request key {key!r}: {v!r} is not a date or date range; write "
+                "'YYYY-MM-DD' or 'YYYY-MM-DD/YYYY-MM-DD'"
+            ) from None
+        if end < start:
+            raise RequestError(f"request key {key!r}: range {v!r} ends before it starts")
+        days.extend(start + dt.timedelta(days=i) for i in range((end - start).days + 1))
+    return sorted(set(days))
+
+
+def _check_date_span(spec: DatasetSpec, days: list[dt.date], has_levels: bool,
+                     today: dt.date | None) -> None:
+    last = spec.last_date
+    if has_levels and spec.pressure_last_date is not None:
+        last = spec.pressure_last_date
+    if last is None:
+        last = (today or dt.datetime.now(dt.UTC).date()) - dt.timedelta(days=0)
+    for day in (days[0], days[-1]):
+        if not spec.first_date <= day <= last:
+            what = "pressure-level fields" if has_levels and spec.pressure_last_date else "data"
+            raise RequestError(
+                f"date {day.isoformat()} is outside the {what} of {spec.id}: the store offers "
+                f"{spec.first_date.isoformat()} to {last.isoformat()}"
+            )
+
+
+def validate_request(dataset_id: str, request: Mapping[str, Any], *,
+                     today: dt.date | None = None) -> ParsedRequest:
+    """Check a request against the dataset's form and parse it.
+
+    Parameters
+    ----------
+    dataset_id
+        Catalogue id of the dataset.
+    request
+        The request as sent to ``cdsapi.Client.retrieve``.
+    today
+        The current date, for datasets that run up to the present (tests pin it).
+
+    Raises
+    ------
+    RequestError
+        Naming the key, the bad value and what the form accepts.
+    """
+    spec = dataset(dataset_id)
+    allowed_keys = set(_REQUIRED[dataset_id]) | set(_OPTIONAL[dataset_id])
+    allowed_keys |= set(_FORMAT_KEYS[dataset_id])
+    for key in request:
+        if key not in allowed_keys:
+            raise RequestError(
+                f"request key {key!r} is not accepted by {dataset_id}"
+                f"{did_you_mean(key, allowed_keys)}; accepted keys: {', '.join(sorted(allowed_keys))}"
+            )
+    for key in _REQUIRED[dataset_id]:
+        if key not in request:
+            raise RequestError(f"request for {dataset_id} lacks the required key {key!r}")
+
+    # ---- format
+    fmt_values = [str(request[k]) for k in _FORMAT_KEYS[dataset_id][:1] + _FORMAT_KEYS[dataset_id][1:]
+                  if k in request and k != "download_format"]
+    data_format = fmt_values[0] if fmt_values else "grib"
+    _check_values("data_format", [data_format], _FORMATS)
+    if "download_format" in request:
+        _check_values("download_format", _as_list("download_format", request["download_format"]),
+                      ["unarchived"])
+
+    # ---- variables
+    offered = {v.request_names[dataset_id]: v for v in spec.variables()}
+    names = _as_list("variable", request["variable"])
+    variables: list[Variable] = []
+    for name in names:
+        if name not in offered:
+            raise RequestError(
+                f"request key 'variable': {name!r} is not offered by {dataset_id}"
+                f"{did_you_mean(name, offered)}"
+            )
+        variables.append(offered[name])
+
+    has_pl = any(v.level_type is LevelType.PRESSURE for v in variables)
+    has_sl = any(v.level_type is LevelType.SINGLE for v in variables)
+
+    # ---- levels
+    levels: tuple[int, ...] = ()
+    if dataset_id == ERA5_PRESSURE:
+        level_values = _as_list("pressure_level", request["pressure_level"])
+        _check_values("pressure_level", level_values, [f"{p}_hpa" for p in spec.levels])
+        levels = tuple(sorted({int(v.removesuffix("_hpa")) for v in level_values}))
+    elif "pressure_level" in request:
+        level_values = _as_list("pressure_level", request["pressure_level"])
+        _check_values("pressure_level", level_values, [str(p) for p in spec.levels])
+        levels = tuple(sorted({int(v) for v in level_values}))
+    if dataset_id in (CAMS_EAC4, CAMS_FORECAST):
+        if "model_level" in request:
+            raise RequestError(
+                "request key 'model_level': model levels are not served by AirCast; "
+                "request 'pressure_level' instead"
+            )
+        if has_pl and not levels:
+            raise RequestError(
+                f"request for {dataset_id} asks for multi-level variables "
+                f"({', '.join(v.request_names[dataset_id] for v in variables if v.level_type is LevelType.PRESSURE)}) "
+                "but no 'pressure_level'"
+            )
+
+    # ---- times
+    lead_hours: tuple[int, ...] = ()
+    if spec.kind == "reanalysis" and dataset_id in (ERA5_SINGLE, ERA5_PRESSURE):
+        product = _as_list("product_type", request["product_type"])
+        _check_values("product_type", product, ["reanalysis"])
+        years = _as_list("year", request["year"])
+        _check_values("year", years, [str(y) for y in range(spec.first_date.year,
+                                                            spec.last_date.year + 1)])  # type: ignore[union-attr]
+        months = _as_list("month", request["month"])
+        _check_values("month", months, MONTHS)
+        day_values = _as_list("day", request["day"])
+        _check_values("day", day_values, [f"{d:02d}" for d in range(1, 32)])
+        hour_values = _as_list("time", request["time"])
+        _check_values("time", hour_values, [f"{h:02d}:00" for h in spec.hours])
+        days = []
+        for y in sorted(set(years)):
+            for m in sorted({MONTHS.index(m) + 1 for m in months}):
+                for d in sorted({int(d) for d in day_values}):
+                    try:
+                        days.append(dt.date(int(y), m, d))
+                    except ValueError:
+                        continue  # 31 February: the store skips impossible dates
+        if not days:
+            raise RequestError("request selects no valid calendar date")
+        hours = sorted({int(h[:2]) for h in hour_values})
+    else:
+        days = _parse_date_range("date", _as_list("date", request["date"]))
+        hour_values = _as_list("time", request["time"])
+        _check_values("time", hour_values, [f"{h:02d}:00" for h in spec.hours])
+        hours = sorted({int(h[:2]) for h in hour_values})
+        if spec.kind == "forecast":
+            _check_values("type", _as_list("type", request["type"]), ["forecast"])
+            lead_values = _as_list("leadtime_hour", request["leadtime_hour"])
+            _check_values("leadtime_hour", lead_values,
+                          [str(h) for h in range(spec.max_lead_hour + 1)])
+            lead_hours = tuple(sorted({int(v) for v in lead_values}))
+            if has_pl:
+                off = [h for h in lead_hours if h % spec.pressure_lead_step]
+                if off:
+                    raise RequestError(
+                        f"request key 'leadtime_hour': pressure-level fields of {dataset_id} "
+                        f"exist only every {spec.pressure_lead_step} hours of lead; "
+                        f"{off} are not available (request them without pressure-level variables)"
+                    )
+    _check_date_span(spec, days, has_pl, today)
+    if spec.pressure_last_date is not None and has_pl and has_sl:
+        pass  # both fit: the span check used the shorter pressure-level range
+
+    times = np.array(
+        [np.datetime64(f"{d.isoformat()}T{h:02d}:00", "ns") for d in days for h in hours],
+        dtype="datetime64[ns]",
+    )
+    area = _parse_area(request["area"]) if "area" in request else None
+    parsed = ParsedRequest(
+        dataset=dataset_id,
+        variables=tuple(v.name for v in variables),
+        levels=levels,
+        times=times,
+        lead_hours=lead_hours,
+        area=area,
+        data_format=data_format,  # type: ignore[arg-type]
+    )
+    if parsed.n_fields > spec.selection_limit:
+        raise RequestError(
+            f"request too large: {parsed.n_fields} fields requested but {dataset_id} allows at "
+            f"most {spec.selection_limit} per request; split it into smaller requests "
+            "(fewer days or variables each)"
+        )
+    return parsed

@@ -1,0 +1,391 @@
+"""Validated configuration: region, grid, variables, periods and data-store endpoints.
+
+Configs are YAML files in ``configs/``. Every model forbids unknown keys, and
+:func:`load_config` turns every validation problem into one line that names the key, the bad
+value and the fix, collected into a single :class:`aircast.errors.ConfigError`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from aircast.catalogue import DATASETS
+from aircast.errors import ConfigError, VocabularyError
+from aircast.vocab import (
+    CAMS_EAC4,
+    CAMS_FORECAST,
+    ERA5_PRESSURE,
+    ERA5_SINGLE,
+    Channel,
+    LevelType,
+    Role,
+    did_you_mean,
+    parse_channel,
+)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Region(_Strict):
+    """A latitude/longitude box; longitudes in [-180, 180], so a box may cross 0°."""
+
+    north: float = Field(description="northern edge, degrees north")
+    south: float = Field(description="southern edge, degrees north")
+    west: float = Field(description="western edge, degrees east in [-180, 180]")
+    east: float = Field(description="eastern edge, degrees east in [-180, 180]")
+
+    @model_validator(mode="after")
+    def _inside_globe(self) -> Region:
+        for key in ("north", "south"):
+            value = getattr(self, key)
+            if not -90 <= value <= 90:
+                raise ValueError(
+                    f"region.{key} = {value} is outside the globe; latitudes lie in [-90, 90]"
+                )
+        for key in ("west", "east"):
+            value = getattr(self, key)
+            if not -180 <= value <= 180:
+                hint = f" (write {value - 360:g} for {value:g}°E)" if 180 < value <= 360 else ""
+                raise ValueError(
+                    f"region.{key} = {value} is outside [-180, 180]{hint}; AirCast writes "
+                    "longitudes from -180 to 180 so that a region may cross 0°"
+                )
+        if self.south >= self.north:
+            raise ValueError(
+                f"region.south = {self.south} is not south of region.north = {self.north}; "
+                "swap them"
+            )
+        if self.west >= self.east:
+            raise ValueError(
+                f"region.west = {self.west} is not west of region.east = {self.east}; a region "
+                "crossing 180° is not supported, and one crossing 0° is written with a negative "
+                "west (e.g. west: -20, east: 76)"
+            )
+        return self
+
+    def as_area(self) -> list[float]:
+        """The data stores' ``area`` key: [north, west, south, east]."""
+        return [self.north, self.west, self.south, self.east]
+
+
+class Grid(_Strict):
+    """The target grid: a regular latitude/longitude grid over the region."""
+
+    resolution: float = Field(gt=0, le=10, description="grid spacing in degrees")
+
+
+class Period(_Strict):
+    """An inclusive range of days."""
+
+    start: dt.date
+    end: dt.date
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Period:
+        if self.end < self.start:
+            raise ValueError(
+                f"ends ({self.end}) before it starts ({self.start}); swap start and end"
+            )
+        return self
+
+    @property
+    def days(self) -> int:
+        return (self.end - self.start).days + 1
+
+
+class Periods(_Strict):
+    """Training, validation and test periods: disjoint; statistics come from train only."""
+
+    train: Period
+    validation: Period
+    test: Period
+
+    @model_validator(mode="after")
+    def _disjoint(self) -> Periods:
+        named = [("train", self.train), ("validation", self.validation), ("test", self.test)]
+        for i, (name_a, a) in enumerate(named):
+            for name_b, b in named[i + 1 :]:
+                if a.start <= b.end and b.start <= a.end:
+                    raise ValueError(
+                        f"periods.{name_a} ({a.start}..{a.end}) overlaps periods.{name_b} "
+                        f"({b.start}..{b.end}); periods must be disjoint so that the model is "
+                        "never scored on days it trained on"
+                    )
+        return self
+
+    def span(self) -> tuple[dt.date, dt.date]:
+        """First and last day over all periods."""
+        periods = (self.train, self.validation, self.test)
+        return min(p.start for p in periods), max(p.end for p in periods)
+
+
+#: Where each role's training data come from, and where its initial conditions come from.
+TRAINING_SOURCE = {Role.WEATHER: (ERA5_SINGLE, ERA5_PRESSURE), Role.POLLUTANT: (CAMS_EAC4,),
+                   Role.STATIC: (ERA5_SINGLE,)}
+FORECAST_SOURCE = CAMS_FORECAST
+
+
+class Variables(_Strict):
+    """Channels by role: ``t2m``, ``u_850``, ``pm2p5``, ``go3_925``."""
+
+    weather: list[str] = Field(min_length=1)
+    pollutants: list[str] = Field(min_length=1)
+    static: list[str] = Field(default_factory=list)
+
+    @field_validator("weather", "pollutants", "static")
+    @classmethod
+    def _known_channels(cls, names: list[str], info: Any) -> list[str]:
+        role = {"weather": Role.WEATHER, "pollutants": Role.POLLUTANT,
+                "static": Role.STATIC}[info.field_name]
+        problems: list[str] = []
+        seen: set[str] = set()
+        for name in names:
+            if name in seen:
+                problems.append(f"{name!r} is listed twice; remove one")
+                continue
+            seen.add(name)
+            try:
+                channel = parse_channel(name)
+            except VocabularyError as exc:
+                problems.append(str(exc))
+                continue
+            problems.extend(_channel_problems(channel, role))
+        if problems:
+            raise ValueError("; ".join(problems))
+        return names
+
+    def channels(self) -> list[Channel]:
+        """All channels in store order: weather, pollutants, static."""
+        return [parse_channel(n) for n in (*self.weather, *self.pollutants, *self.static)]
+
+
+def _channel_problems(channel: Channel, role: Role) -> list[str]:
+    spec = channel.spec
+    if spec.role is not role:
+        section = {Role.WEATHER: "weather", Role.POLLUTANT: "pollutants",
+                   Role.STATIC: "static"}[spec.role]
+        return [f"{channel.name!r} is a {spec.role.value} variable; move it to "
+                f"variables.{section}"]
+    problems = []
+    needed = [d for d in TRAINING_SOURCE[role] if d in spec.request_names]
+    if not needed:
+        problems.append(f"{channel.name!r} is not offered by "
+                        f"{' or '.join(TRAINING_SOURCE[role])}, where {role.value} data come from")
+    if role is not Role.STATIC:
+        needed.append(FORECAST_SOURCE)  # initial conditions of the daily forecast
+    if channel.level is not None:
+        for dataset_id in needed:
+            if dataset_id not in spec.request_names:
+                continue
+            offered = DATASETS[dataset_id].levels
+            if offered and channel.level not in offered:
+                both = sorted(set.intersection(*(set(DATASETS[d].levels) for d in needed
+                                                  if DATASETS[d].levels)))
+                problems.append(
+                    f"level {channel.level} hPa of {channel.name!r} is not offered by {dataset_id}; "
+                    f"use a level that every source offers: {', '.join(map(str, both))}"
+                )
+                break
+    for dataset_id in needed:
+        if dataset_id not in spec.request_names:
+            problems.append(f"{channel.name!r} is not offered by {dataset_id}, which the "
+                            f"{'daily forecast' if dataset_id == FORECAST_SOURCE else 'training store'} "
+                            "needs it from")
+    return problems
+
+
+class DataStore(_Strict):
+    """One data store's endpoint. The key is never written in a config: name where it lives."""
+
+    url: str = Field(
+        default="sandbox",
+        description="API URL, e.g. https://cds.climate.copernicus.eu/api, or 'sandbox' for the "
+        "embedded local sandbox",
+    )
+    key_env: str | None = Field(default=None, description="environment variable holding the key")
+    key_file: Path | None = Field(
+        default=None, description="file holding the key as 'key: …' (the .cdsapirc format)"
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, url: str) -> str:
+        if url != "sandbox" and not url.startswith(("http://", "https://")):
+            raise ValueError(
+                f"{url!r} is neither 'sandbox' nor an http(s) URL; the real stores are "
+                "https://cds.climate.copernicus.eu/api and https://ads.atmosphere.copernicus.eu/api"
+            )
+        return url.rstrip("/")
+
+    @property
+    def is_sandbox(self) -> bool:
+        return self.url == "sandbox"
+
+
+class DataStores(_Strict):
+    """The Climate Data Store (ERA5) and the Atmosphere Data Store (CAMS): separate clients."""
+
+    cds: DataStore = Field(default_factory=DataStore)
+    ads: DataStore = Field(default_factory=DataStore)
+
+
+class SandboxSettings(_Strict):
+    """How the embedded sandbox data store runs when a data store's url is 'sandbox'."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=0, ge=0, le=65535, description="0: any free port")
+    seed: int = Field(default=0, description="seed of the toy atmosphere")
+    key: str = Field(default="aircast-sandbox", description="the sandbox's (public) API key")
+    faults: str | None = Field(default=None, description="fault spec, see aircast.sandbox.faults")
+
+
+class Paths(_Strict):
+    """Where AirCast keeps its files; relative paths are relative to the working directory."""
+
+    root: Path = Path("data")
+
+    @property
+    def raw(self) -> Path:
+        return self.root / "raw"
+
+
+class AirCastConfig(_Strict):
+    """A whole AirCast recipe."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    description: str = ""
+    region: Region
+    grid: Grid
+    variables: Variables
+    periods: Periods
+    datastores: DataStores = Field(default_factory=DataStores)
+    sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
+    paths: Paths = Field(default_factory=Paths)
+
+    @model_validator(mode="after")
+    def _grid_fits_region(self) -> AirCastConfig:
+        res = self.grid.resolution
+        for a, b in (("north", "south"), ("east", "west")):
+            extent = getattr(self.region, a) - getattr(self.region, b)
+            steps = extent / res
+            if not math.isclose(steps, round(steps), abs_tol=1e-6):
+                fixed = getattr(self.region, b) + math.floor(steps) * res
+                raise ValueError(
+                    f"grid.resolution = {res} does not divide the region's {a}-{b} extent "
+                    f"({extent:g}°); set region.{a} to {fixed:g} or {fixed + res:g}, or choose "
+                    f"a resolution that divides {extent:g}"
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _periods_have_data(self) -> AirCastConfig:
+        first, last = self.periods.span()
+        has_pl = any(c.spec.level_type is LevelType.PRESSURE
+                     for c in self.variables.channels() if c.spec.role is Role.POLLUTANT)
+        ranges = []
+        for dataset_id in (*TRAINING_SOURCE[Role.WEATHER], *TRAINING_SOURCE[Role.POLLUTANT]):
+            spec = DATASETS[dataset_id]
+            end = spec.pressure_last_date if dataset_id == CAMS_EAC4 and has_pl else spec.last_date
+            assert end is not None  # reanalyses end on a known date
+            ranges.append((dataset_id, spec.first_date, end))
+        lo, hi = max(r[1] for r in ranges), min(r[2] for r in ranges)
+        if first < lo or last > hi:
+            limits = ", ".join(f"{d} {a}..{b}" for d, a, b in ranges)
+            raise ValueError(
+                f"periods span {first}..{last}, but the training sources overlap only on "
+                f"{lo}..{hi} ({limits}); move the periods inside {lo}..{hi}"
+            )
+        return self
+
+    @property
+    def lat_lon_shape(self) -> tuple[int, int]:
+        """Number of target-grid latitudes and longitudes."""
+        r, g = self.region, self.grid.resolution
+        return (int(round((r.north - r.south) / g)) + 1, int(round((r.east - r.west) / g)) + 1)
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(p) for p in loc) or "(top level)"
+
+
+def _allowed_keys(model: type[BaseModel], loc: tuple[int | str, ...]) -> list[str]:
+    """The keys allowed at the parent of ``loc`` (for 'did you mean')."""
+    current: Any = model
+    for part in loc[:-1]:
+        if isinstance(part, int) or current is None:
+            return []
+        field = current.model_fields.get(part)
+        annotation = field.annotation if field is not None else None
+        current = annotation if isinstance(annotation, type) and issubclass(annotation,
+                                                                            BaseModel) else None
+    return list(current.model_fields) if current is not None else []
+
+
+def _describe(error: Any) -> str:
+    loc = tuple(error["loc"])
+    where = _location(loc)
+    kind = error["type"]
+    value = error.get("input")
+    if kind == "extra_forbidden":
+        key = str(loc[-1])
+        if key == "key" and loc[0] == "datastores":
+            return (f"{where}: an API key never goes in a config file (configs are shared and "
+                    "committed); put it in an environment variable named by key_env, or in a "
+                    "file named by key_file")
+        allowed = _allowed_keys(AirCastConfig, loc)
+        hint = did_you_mean(key, allowed)
+        return (f"{where}: unknown key {key!r}{hint}; remove it or fix its spelling "
+                f"(allowed here: {', '.join(allowed)})")
+    if kind == "missing":
+        return f"{where}: required key is missing; add it (see configs/default.yaml)"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if kind == "value_error":
+        return f"{where}: {message}"
+    shown = repr(value) if not isinstance(value, dict) else "a mapping"
+    return f"{where}: {shown} is not valid: {message}"
+
+
+def parse_config(data: Any, source: str = "<config>") -> AirCastConfig:
+    """Validate an already-loaded mapping (from YAML) into an :class:`AirCastConfig`."""
+    if not isinstance(data, dict):
+        raise ConfigError(source, [f"expected a mapping of keys at the top level, got "
+                                   f"{type(data).__name__}"])
+    try:
+        return AirCastConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(source, [_describe(e) for e in exc.errors()]) from None
+
+
+def load_config(path: str | Path) -> AirCastConfig:
+    """Read and validate a YAML config file.
+
+    Raises
+    ------
+    ConfigError
+        Listing every problem with its key, bad value and fix.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(str(path), ["file not found; pass the path of a YAML config such as "
+                                      "configs/demo.yaml"])
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise ConfigError(str(path), [f"{where}not valid YAML ({getattr(exc, 'problem', exc)})"]
+                          ) from None
+    return parse_config(data, str(path))
+
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "default.yaml"
+DEMO_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "demo.yaml"
+
