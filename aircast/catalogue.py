@@ -33,14 +33,87 @@ from aircast.vocab import (
     did_you_mean,
 )
 
-MONTHS = ("january", "february", "march", "april", "may", "june", "july", "august",
-          "september", "october", "november", "december")
+MONTHS = (
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
+)
 
-ERA5_PRESSURE_LEVELS = (1, 2, 3, 5, 7, 10, 20, 30, 50, 70, 100, 125, 150, 175, 200, 225, 250,
-                        300, 350, 400, 450, 500, 550, 600, 650, 700, 750, 775, 800, 825, 850,
-                        875, 900, 925, 950, 975, 1000)
-CAMS_PRESSURE_LEVELS = (1, 2, 3, 5, 7, 10, 20, 30, 50, 70, 100, 150, 200, 250, 300, 400, 500,
-                        600, 700, 800, 850, 900, 925, 950, 1000)
+ERA5_PRESSURE_LEVELS = (
+    1,
+    2,
+    3,
+    5,
+    7,
+    10,
+    20,
+    30,
+    50,
+    70,
+    100,
+    125,
+    150,
+    175,
+    200,
+    225,
+    250,
+    300,
+    350,
+    400,
+    450,
+    500,
+    550,
+    600,
+    650,
+    700,
+    750,
+    775,
+    800,
+    825,
+    850,
+    875,
+    900,
+    925,
+    950,
+    975,
+    1000,
+)
+CAMS_PRESSURE_LEVELS = (
+    1,
+    2,
+    3,
+    5,
+    7,
+    10,
+    20,
+    30,
+    50,
+    70,
+    100,
+    150,
+    200,
+    250,
+    300,
+    400,
+    500,
+    600,
+    700,
+    800,
+    850,
+    900,
+    925,
+    950,
+    1000,
+)
 
 
 @dataclass(frozen=True)
@@ -84,11 +157,11 @@ class DatasetSpec:
 
     @property
     def n_lat(self) -> int:
-        return int(round(180 / self.grid_step)) + 1
+        return round(180 / self.grid_step) + 1
 
     @property
     def n_lon(self) -> int:
-        return int(round(360 / self.grid_step))
+        return round(360 / self.grid_step)
 
     def variables(self) -> tuple[Variable, ...]:
         """The vocabulary's variables that this dataset offers."""
@@ -105,23 +178,55 @@ class DatasetSpec:
 
 DATASETS: Mapping[str, DatasetSpec] = {
     ERA5_SINGLE: DatasetSpec(
-        ERA5_SINGLE, "cds", "ERA5 hourly data on single levels", "reanalysis", 0.25,
-        tuple(range(24)), (), dt.date(1959, 1, 1), dt.date(2023, 12, 31), 120_000,
+        ERA5_SINGLE,
+        "cds",
+        "ERA5 hourly data on single levels",
+        "reanalysis",
+        0.25,
+        tuple(range(24)),
+        (),
+        dt.date(1959, 1, 1),
+        dt.date(2023, 12, 31),
+        120_000,
     ),
     ERA5_PRESSURE: DatasetSpec(
-        ERA5_PRESSURE, "cds", "ERA5 hourly data on pressure levels", "reanalysis", 0.25,
-        tuple(range(24)), ERA5_PRESSURE_LEVELS, dt.date(1959, 1, 1), dt.date(2023, 12, 31),
+        ERA5_PRESSURE,
+        "cds",
+        "ERA5 hourly data on pressure levels",
+        "reanalysis",
+        0.25,
+        tuple(range(24)),
+        ERA5_PRESSURE_LEVELS,
+        dt.date(1959, 1, 1),
+        dt.date(2023, 12, 31),
         1_000_000,
     ),
     CAMS_EAC4: DatasetSpec(
-        CAMS_EAC4, "ads", "CAMS global reanalysis (EAC4)", "reanalysis", 0.75,
-        (0, 3, 6, 9, 12, 15, 18, 21), CAMS_PRESSURE_LEVELS, dt.date(2003, 1, 1),
-        dt.date(2022, 6, 30), 100_000, pressure_last_date=dt.date(2021, 12, 31),
+        CAMS_EAC4,
+        "ads",
+        "CAMS global reanalysis (EAC4)",
+        "reanalysis",
+        0.75,
+        (0, 3, 6, 9, 12, 15, 18, 21),
+        CAMS_PRESSURE_LEVELS,
+        dt.date(2003, 1, 1),
+        dt.date(2022, 6, 30),
+        100_000,
+        pressure_last_date=dt.date(2021, 12, 31),
     ),
     CAMS_FORECAST: DatasetSpec(
-        CAMS_FORECAST, "ads", "CAMS global atmospheric composition forecasts", "forecast", 0.4,
-        (0, 12), CAMS_PRESSURE_LEVELS, dt.date(2015, 1, 1), None, 100_000,
-        max_lead_hour=120, pressure_lead_step=3,
+        CAMS_FORECAST,
+        "ads",
+        "CAMS global atmospheric composition forecasts",
+        "forecast",
+        0.4,
+        (0, 12),
+        CAMS_PRESSURE_LEVELS,
+        dt.date(2015, 1, 1),
+        None,
+        100_000,
+        max_lead_hour=120,
+        pressure_lead_step=3,
     ),
 }
 
@@ -169,7 +274,7 @@ class ParsedRequest:
     variables
         Vocabulary short names, in request order.
     levels
-        Pressure levels in hPa (sorted, descending pressure), or ``()``.
+        Pressure levels in hPa (sorted ascending), or ``()``.
     times
         Reanalysis: the valid times (datetime64[ns], sorted). Forecast: the runs' start times.
     lead_hours
@@ -199,7 +304,9 @@ def _as_list(key: str, value: Any) -> list[str]:
         return [str(value)]
     if isinstance(value, Sequence) and all(isinstance(v, (str, int, float)) for v in value):
         return [str(v) for v in value]
-    raise RequestError(f"request key {key!r}: expected a string or a list of strings, got {value!r}")
+    raise RequestError(
+        f"request key {key!r}: expected a string or a list of strings, got {value!r}"
+    )
 
 
 def _check_values(key: str, values: list[str], allowed: Sequence[str]) -> None:
@@ -224,8 +331,7 @@ def _parse_area(value: Any) -> tuple[float, float, float, float]:
             f"request key 'area': latitudes must satisfy -90 <= south <= north <= 90, got "
             f"north={north}, south={south}"
         )
-    if not (-180 <= west <= 360 and -180 <= east <= 360 and west <= east
-            and east - west <= 360):
+    if not (-180 <= west <= 360 and -180 <= east <= 360 and west <= east and east - west <= 360):
         raise RequestError(
             f"request key 'area': longitudes must satisfy west <= east within [-180, 360], got "
             f"west={west}, east={east}"
@@ -251,8 +357,9 @@ def _parse_date_range(key: str, values: list[str]) -> list[dt.date]:
     return sorted(set(days))
 
 
-def _check_date_span(spec: DatasetSpec, days: list[dt.date], has_levels: bool,
-                     today: dt.date | None) -> None:
+def _check_date_span(
+    spec: DatasetSpec, days: list[dt.date], has_levels: bool, today: dt.date | None
+) -> None:
     last = spec.last_date
     if has_levels and spec.pressure_last_date is not None:
         last = spec.pressure_last_date
@@ -267,8 +374,9 @@ def _check_date_span(spec: DatasetSpec, days: list[dt.date], has_levels: bool,
             )
 
 
-def validate_request(dataset_id: str, request: Mapping[str, Any], *,
-                     today: dt.date | None = None) -> ParsedRequest:
+def validate_request(
+    dataset_id: str, request: Mapping[str, Any], *, today: dt.date | None = None
+) -> ParsedRequest:
     """Check a request against the dataset's form and parse it.
 
     Parameters
@@ -292,20 +400,27 @@ def validate_request(dataset_id: str, request: Mapping[str, Any], *,
         if key not in allowed_keys:
             raise RequestError(
                 f"request key {key!r} is not accepted by {dataset_id}"
-                f"{did_you_mean(key, allowed_keys)}; accepted keys: {', '.join(sorted(allowed_keys))}"
+                f"{did_you_mean(key, allowed_keys)}; "
+                f"accepted keys: {', '.join(sorted(allowed_keys))}"
             )
     for key in _REQUIRED[dataset_id]:
         if key not in request:
             raise RequestError(f"request for {dataset_id} lacks the required key {key!r}")
 
     # ---- format
-    fmt_values = [str(request[k]) for k in _FORMAT_KEYS[dataset_id][:1] + _FORMAT_KEYS[dataset_id][1:]
-                  if k in request and k != "download_format"]
+    fmt_values = [
+        str(request[k])
+        for k in _FORMAT_KEYS[dataset_id][:1] + _FORMAT_KEYS[dataset_id][1:]
+        if k in request and k != "download_format"
+    ]
     data_format = fmt_values[0] if fmt_values else "grib"
     _check_values("data_format", [data_format], _FORMATS)
     if "download_format" in request:
-        _check_values("download_format", _as_list("download_format", request["download_format"]),
-                      ["unarchived"])
+        _check_values(
+            "download_format",
+            _as_list("download_format", request["download_format"]),
+            ["unarchived"],
+        )
 
     # ---- variables
     offered = {v.request_names[dataset_id]: v for v in spec.variables()}
@@ -339,9 +454,11 @@ def validate_request(dataset_id: str, request: Mapping[str, Any], *,
                 "request 'pressure_level' instead"
             )
         if has_pl and not levels:
+            multi = [
+                v.request_names[dataset_id] for v in variables if v.level_type is LevelType.PRESSURE
+            ]
             raise RequestError(
-                f"request for {dataset_id} asks for multi-level variables "
-                f"({', '.join(v.request_names[dataset_id] for v in variables if v.level_type is LevelType.PRESSURE)}) "
+                f"request for {dataset_id} asks for multi-level variables ({', '.join(multi)}) "
                 "but no 'pressure_level'"
             )
 
@@ -351,8 +468,9 @@ def validate_request(dataset_id: str, request: Mapping[str, Any], *,
         product = _as_list("product_type", request["product_type"])
         _check_values("product_type", product, ["reanalysis"])
         years = _as_list("year", request["year"])
-        _check_values("year", years, [str(y) for y in range(spec.first_date.year,
-                                                            spec.last_date.year + 1)])  # type: ignore[union-attr]
+        assert spec.last_date is not None  # reanalyses end on a known date
+        offered_years = range(spec.first_date.year, spec.last_date.year + 1)
+        _check_values("year", years, [str(y) for y in offered_years])
         months = _as_list("month", request["month"])
         _check_values("month", months, MONTHS)
         day_values = _as_list("day", request["day"])
@@ -378,8 +496,9 @@ def validate_request(dataset_id: str, request: Mapping[str, Any], *,
         if spec.kind == "forecast":
             _check_values("type", _as_list("type", request["type"]), ["forecast"])
             lead_values = _as_list("leadtime_hour", request["leadtime_hour"])
-            _check_values("leadtime_hour", lead_values,
-                          [str(h) for h in range(spec.max_lead_hour + 1)])
+            _check_values(
+                "leadtime_hour", lead_values, [str(h) for h in range(spec.max_lead_hour + 1)]
+            )
             lead_hours = tuple(sorted({int(v) for v in lead_values}))
             if has_pl:
                 off = [h for h in lead_hours if h % spec.pressure_lead_step]
@@ -414,3 +533,74 @@ def validate_request(dataset_id: str, request: Mapping[str, Any], *,
             "(fewer days or variables each)"
         )
     return parsed
+
+
+@dataclass(frozen=True)
+class ProductGrid:
+    """The native grid points a product delivers.
+
+    Attributes
+    ----------
+    latitudes
+        Degrees north, north to south, float64, shape (n_lat,).
+    longitudes
+        Degrees east, increasing, float64, shape (n_lon,); negative west of 0° when the
+        request's area starts there.
+    step
+        Grid spacing in degrees.
+    """
+
+    latitudes: np.ndarray
+    longitudes: np.ndarray
+    step: float
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.latitudes.size, self.longitudes.size)
+
+
+def _millidegrees(value: float) -> int:
+    # GRIB1 resolution; every native step (0.25, 0.4, 0.75) is a whole number of them, so
+    # integer arithmetic selects grid points without floating-point edge effects.
+    return round(value * 1000)
+
+
+def product_grid(dataset_id: str, area: tuple[float, float, float, float] | None) -> ProductGrid:
+    """The native grid points inside ``area`` for ``dataset_id``.
+
+    Parameters
+    ----------
+    dataset_id
+        Catalogue id.
+    area
+        ``(north, west, south, east)`` in degrees, or None for the whole globe (longitudes
+        0 → 360 - step). Points are the multiples of the native step inside the box
+        (edges included); a box from -20 to 76 gives longitudes -20 … 76.
+
+    Raises
+    ------
+    RequestError
+        When the box contains no grid point.
+    """
+    spec = DATASETS[dataset_id]
+    step = _millidegrees(spec.grid_step)
+    if area is None:
+        lat_idx = np.arange(90_000 // step, -90_000 // step - 1, -1)
+        lon_idx = np.arange(spec.n_lon)
+    else:
+        north, west, south, east = (_millidegrees(v) for v in area)
+        lat_idx = np.arange(north // step, -(-south // step) - 1, -1)
+        first = -(-west // step)
+        last = east // step
+        count = min(last - first + 1, spec.n_lon)  # a 360° box must not repeat 0° at 360°
+        lon_idx = np.arange(first, first + count) if count > 0 else np.arange(0)
+        if lat_idx.size == 0 or lon_idx.size == 0:
+            raise RequestError(
+                f"request key 'area': {list(area)} contains no point of the "
+                f"{spec.grid_step}° grid of {dataset_id}; widen the box to at least one grid step"
+            )
+    return ProductGrid(
+        latitudes=lat_idx * step / 1000.0,
+        longitudes=lon_idx * step / 1000.0,
+        step=spec.grid_step,
+    )

@@ -6,8 +6,9 @@ exit code 2; anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -55,3 +56,124 @@ def config_validate(
         f"{path}: valid. '{config.name}': {n_lat}×{n_lon} grid at {config.grid.resolution}°, "
         f"{len(channels)} channels, train {config.periods.train.start}..{config.periods.train.end}"
     )
+
+
+@sandbox_app.command("serve")
+def sandbox_serve(
+    port: Annotated[int, typer.Option(help="TCP port (0: any free port)")] = 8765,
+    host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
+    key: Annotated[str, typer.Option(help="API key clients must send (no ':')")] = (
+        "aircast-sandbox"
+    ),
+    faults: Annotated[
+        str | None,
+        typer.Option(
+            help="Fault spec, e.g. 'throttle=0.2,fail=0.05,missing=2019-01-03,seed=7' "
+            "(see aircast.sandbox.faults)"
+        ),
+    ] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Where rendered files go (default: a temporary folder)")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the toy atmosphere")] = 0,
+) -> None:
+    """Serve the sandbox data store until Ctrl-C; point cdsapi at the URL it prints."""
+    import signal
+    import threading
+
+    from aircast.sandbox.faults import FaultPlan
+    from aircast.sandbox.server import SandboxServer
+
+    try:
+        plan = FaultPlan.coerce(faults)
+        server = SandboxServer(
+            host=host, port=port, key=key, faults=plan, data_dir=data_dir, seed=seed
+        ).start()
+    except (AirCastError, ValueError) as exc:
+        raise _fail(exc) from None
+    except OSError as exc:
+        raise _fail(
+            OSError(f"cannot listen on {host}:{port}: {exc.strerror or exc}; choose another --port")
+        ) from None
+    typer.echo(f"AirCast sandbox data store at {server.url}  (key: {server.key})")
+    typer.echo(f"files in {server.data_dir}; faults: {plan.to_spec() if plan.active else 'none'}")
+    typer.echo(
+        "\n    import cdsapi\n"
+        f"    client = cdsapi.Client(url={server.url!r}, key={server.key!r})\n"
+        "    client.retrieve('reanalysis-era5-single-levels', request, 'out.grib')\n"
+    )
+    typer.echo(f"or: export CDSAPI_URL={server.url} CDSAPI_KEY={server.key}\nCtrl-C stops.")
+
+    def _interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _interrupt)  # a service manager stops it like Ctrl-C
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        typer.echo("stopping")
+    finally:
+        server.stop()
+
+
+def _progress_printer(label: str) -> Callable[[Any, int, int], None]:
+    def show(result: Any, done: int, total: int) -> None:
+        req = result.request
+        note = f" ({result.error})" if result.error else ""
+        typer.echo(f"  [{done}/{total}] {label} {req.day} {req.group}: {result.outcome}{note}")
+
+    return show
+
+
+@app.command("ingest")
+def ingest_command(
+    config_path: Annotated[
+        Path, typer.Argument(metavar="CONFIG", help="recipe, e.g. configs/demo.yaml")
+    ],
+    start: Annotated[str, typer.Option(help="first day, YYYY-MM-DD")],
+    end: Annotated[str, typer.Option(help="last day, YYYY-MM-DD")],
+    source: Annotated[
+        list[str] | None,
+        typer.Option(help="era5, eac4 or forecast; repeat for several (default: era5 and eac4)"),
+    ] = None,
+) -> None:
+    """Fetch ERA5 and CAMS for a date range into the recipe's raw cache (no Prefect needed).
+
+    Requests already in the cache are not sent again; requests an interrupted run submitted
+    are resumed by their request id. Exit 2 when a request failed.
+    """
+    from aircast.config import load_config
+    from aircast.sandbox.runtime import datastore_endpoints
+    from aircast.sources.ingest import SOURCES, ingest, parse_range
+
+    try:
+        config = load_config(config_path)
+        first, last = parse_range(start, end)
+        chosen = tuple(source or ("era5", "eac4"))
+        for name in chosen:
+            if name not in SOURCES:
+                raise typer.BadParameter(f"unknown source {name!r}; choose from {SOURCES}")
+        with datastore_endpoints(config) as endpoints:
+            for name, store in (("cds", "CDS"), ("ads", "ADS")):
+                typer.echo(f"{store}: {endpoints[name].url}")
+            reports = ingest(
+                config,
+                chosen,
+                first,
+                last,
+                endpoints=endpoints,  # type: ignore[arg-type]
+                progress=_progress_printer("fetch"),
+            )
+    except AirCastError as exc:
+        raise _fail(exc) from None
+    failed = False
+    for name, report in reports.items():
+        typer.echo(f"{name}: {report.summary()}")
+        for result in report.failed:
+            failed = True
+            typer.secho(f"  failed: {result.request.label}: {result.error}", fg="red", err=True)
+    typer.echo(
+        f"raw files: {config.paths.raw / 'files'} (manifest {config.paths.raw / 'manifest.sqlite'})"
+    )
+    if failed:
+        raise typer.Exit(code=2)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -128,8 +128,11 @@ class Periods(_Strict):
 
 
 #: Where each role's training data come from, and where its initial conditions come from.
-TRAINING_SOURCE = {Role.WEATHER: (ERA5_SINGLE, ERA5_PRESSURE), Role.POLLUTANT: (CAMS_EAC4,),
-                   Role.STATIC: (ERA5_SINGLE,)}
+TRAINING_SOURCE = {
+    Role.WEATHER: (ERA5_SINGLE, ERA5_PRESSURE),
+    Role.POLLUTANT: (CAMS_EAC4,),
+    Role.STATIC: (ERA5_SINGLE,),
+}
 FORECAST_SOURCE = CAMS_FORECAST
 
 
@@ -143,8 +146,9 @@ class Variables(_Strict):
     @field_validator("weather", "pollutants", "static")
     @classmethod
     def _known_channels(cls, names: list[str], info: Any) -> list[str]:
-        role = {"weather": Role.WEATHER, "pollutants": Role.POLLUTANT,
-                "static": Role.STATIC}[info.field_name]
+        role = {"weather": Role.WEATHER, "pollutants": Role.POLLUTANT, "static": Role.STATIC}[
+            info.field_name
+        ]
         problems: list[str] = []
         seen: set[str] = set()
         for name in names:
@@ -170,15 +174,17 @@ class Variables(_Strict):
 def _channel_problems(channel: Channel, role: Role) -> list[str]:
     spec = channel.spec
     if spec.role is not role:
-        section = {Role.WEATHER: "weather", Role.POLLUTANT: "pollutants",
-                   Role.STATIC: "static"}[spec.role]
-        return [f"{channel.name!r} is a {spec.role.value} variable; move it to "
-                f"variables.{section}"]
+        section = {Role.WEATHER: "weather", Role.POLLUTANT: "pollutants", Role.STATIC: "static"}[
+            spec.role
+        ]
+        return [f"{channel.name!r} is a {spec.role.value} variable; move it to variables.{section}"]
     problems = []
     needed = [d for d in TRAINING_SOURCE[role] if d in spec.request_names]
     if not needed:
-        problems.append(f"{channel.name!r} is not offered by "
-                        f"{' or '.join(TRAINING_SOURCE[role])}, where {role.value} data come from")
+        problems.append(
+            f"{channel.name!r} is not offered by "
+            f"{' or '.join(TRAINING_SOURCE[role])}, where {role.value} data come from"
+        )
     if role is not Role.STATIC:
         needed.append(FORECAST_SOURCE)  # initial conditions of the daily forecast
     if channel.level is not None:
@@ -187,18 +193,24 @@ def _channel_problems(channel: Channel, role: Role) -> list[str]:
                 continue
             offered = DATASETS[dataset_id].levels
             if offered and channel.level not in offered:
-                both = sorted(set.intersection(*(set(DATASETS[d].levels) for d in needed
-                                                  if DATASETS[d].levels)))
+                both = sorted(
+                    set.intersection(
+                        *(set(DATASETS[d].levels) for d in needed if DATASETS[d].levels)
+                    )
+                )
                 problems.append(
-                    f"level {channel.level} hPa of {channel.name!r} is not offered by {dataset_id}; "
-                    f"use a level that every source offers: {', '.join(map(str, both))}"
+                    f"level {channel.level} hPa of {channel.name!r} is not offered by "
+                    f"{dataset_id}; use a level that every source offers: "
+                    f"{', '.join(map(str, both))}"
                 )
                 break
     for dataset_id in needed:
         if dataset_id not in spec.request_names:
-            problems.append(f"{channel.name!r} is not offered by {dataset_id}, which the "
-                            f"{'daily forecast' if dataset_id == FORECAST_SOURCE else 'training store'} "
-                            "needs it from")
+            problems.append(
+                f"{channel.name!r} is not offered by {dataset_id}, which the "
+                f"{'daily forecast' if dataset_id == FORECAST_SOURCE else 'training store'} "
+                "needs it from"
+            )
     return problems
 
 
@@ -247,6 +259,39 @@ class SandboxSettings(_Strict):
     faults: str | None = Field(default=None, description="fault spec, see aircast.sandbox.faults")
 
 
+class IngestSettings(_Strict):
+    """How the ingestion asks the stores: format, patience and politeness."""
+
+    data_format: Literal["grib", "netcdf"] = Field(
+        default="grib", description="GRIB is what the archives hold: smaller and exact"
+    )
+    max_concurrent_requests: int = Field(
+        default=4,
+        ge=1,
+        le=32,
+        description="jobs in flight per store (the stores queue and throttle)",
+    )
+    http_tries: int = Field(default=8, ge=1, description="tries of each HTTP call")
+    download_tries: int = Field(default=4, ge=1, description="tries of each result's download")
+    sleep_max: float = Field(
+        default=30.0, gt=0, description="longest wait between polls/retries, s"
+    )
+    timeout: float = Field(default=60.0, gt=0, description="seconds to wait for one HTTP answer")
+    forecast_lead_hours: int = Field(
+        default=72, ge=0, le=120, description="CAMS forecast leads ingested, every 3 h up to this"
+    )
+
+    @field_validator("forecast_lead_hours")
+    @classmethod
+    def _every_three_hours(cls, value: int) -> int:
+        if value % 3:
+            raise ValueError(
+                f"{value} is not a multiple of 3; CAMS pressure-level fields come every 3 hours "
+                "of lead"
+            )
+        return value
+
+
 class Paths(_Strict):
     """Where AirCast keeps its files; relative paths are relative to the working directory."""
 
@@ -268,6 +313,7 @@ class AirCastConfig(_Strict):
     periods: Periods
     datastores: DataStores = Field(default_factory=DataStores)
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
     paths: Paths = Field(default_factory=Paths)
 
     @model_validator(mode="after")
@@ -288,8 +334,11 @@ class AirCastConfig(_Strict):
     @model_validator(mode="after")
     def _periods_have_data(self) -> AirCastConfig:
         first, last = self.periods.span()
-        has_pl = any(c.spec.level_type is LevelType.PRESSURE
-                     for c in self.variables.channels() if c.spec.role is Role.POLLUTANT)
+        has_pl = any(
+            c.spec.level_type is LevelType.PRESSURE
+            for c in self.variables.channels()
+            if c.spec.role is Role.POLLUTANT
+        )
         ranges = []
         for dataset_id in (*TRAINING_SOURCE[Role.WEATHER], *TRAINING_SOURCE[Role.POLLUTANT]):
             spec = DATASETS[dataset_id]
@@ -309,7 +358,7 @@ class AirCastConfig(_Strict):
     def lat_lon_shape(self) -> tuple[int, int]:
         """Number of target-grid latitudes and longitudes."""
         r, g = self.region, self.grid.resolution
-        return (int(round((r.north - r.south) / g)) + 1, int(round((r.east - r.west) / g)) + 1)
+        return (round((r.north - r.south) / g) + 1, round((r.east - r.west) / g) + 1)
 
 
 def _location(loc: tuple[int | str, ...]) -> str:
@@ -324,8 +373,11 @@ def _allowed_keys(model: type[BaseModel], loc: tuple[int | str, ...]) -> list[st
             return []
         field = current.model_fields.get(part)
         annotation = field.annotation if field is not None else None
-        current = annotation if isinstance(annotation, type) and issubclass(annotation,
-                                                                            BaseModel) else None
+        current = (
+            annotation
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel)
+            else None
+        )
     return list(current.model_fields) if current is not None else []
 
 
@@ -337,13 +389,17 @@ def _describe(error: Any) -> str:
     if kind == "extra_forbidden":
         key = str(loc[-1])
         if key == "key" and loc[0] == "datastores":
-            return (f"{where}: an API key never goes in a config file (configs are shared and "
-                    "committed); put it in an environment variable named by key_env, or in a "
-                    "file named by key_file")
+            return (
+                f"{where}: an API key never goes in a config file (configs are shared and "
+                "committed); put it in an environment variable named by key_env, or in a "
+                "file named by key_file"
+            )
         allowed = _allowed_keys(AirCastConfig, loc)
         hint = did_you_mean(key, allowed)
-        return (f"{where}: unknown key {key!r}{hint}; remove it or fix its spelling "
-                f"(allowed here: {', '.join(allowed)})")
+        return (
+            f"{where}: unknown key {key!r}{hint}; remove it or fix its spelling "
+            f"(allowed here: {', '.join(allowed)})"
+        )
     if kind == "missing":
         return f"{where}: required key is missing; add it (see configs/default.yaml)"
     message = str(error["msg"]).removeprefix("Value error, ")
@@ -356,8 +412,9 @@ def _describe(error: Any) -> str:
 def parse_config(data: Any, source: str = "<config>") -> AirCastConfig:
     """Validate an already-loaded mapping (from YAML) into an :class:`AirCastConfig`."""
     if not isinstance(data, dict):
-        raise ConfigError(source, [f"expected a mapping of keys at the top level, got "
-                                   f"{type(data).__name__}"])
+        raise ConfigError(
+            source, [f"expected a mapping of keys at the top level, got {type(data).__name__}"]
+        )
     try:
         return AirCastConfig.model_validate(data)
     except ValidationError as exc:
@@ -374,18 +431,19 @@ def load_config(path: str | Path) -> AirCastConfig:
     """
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(str(path), ["file not found; pass the path of a YAML config such as "
-                                      "configs/demo.yaml"])
+        raise ConfigError(
+            str(path), ["file not found; pass the path of a YAML config such as configs/demo.yaml"]
+        )
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        raise ConfigError(str(path), [f"{where}not valid YAML ({getattr(exc, 'problem', exc)})"]
-                          ) from None
+        raise ConfigError(
+            str(path), [f"{where}not valid YAML ({getattr(exc, 'problem', exc)})"]
+        ) from None
     return parse_config(data, str(path))
 
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "default.yaml"
 DEMO_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "demo.yaml"
-

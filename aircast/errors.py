@@ -30,3 +30,44 @@ class ConfigError(AirCastError, ValueError):
 
 class RequestError(AirCastError, ValueError):
     """A data-store request that the store's form would reject."""
+
+
+class DataStoreError(AirCastError, RuntimeError):
+    """A data store refused a request, failed a job, or cannot be reached.
+
+    The message carries the store's own words; it never carries the API key.
+    """
+
+
+class TransientDataStoreError(DataStoreError):
+    """A failure that may go away on retry: throttling, server errors, broken transfers."""
+
+
+class CorruptFileError(AirCastError, ValueError):
+    """A downloaded file that is truncated or damaged: it is rejected whole, never half-loaded.
+
+    Attributes
+    ----------
+    path
+        The damaged file.
+    message_number
+        1-based number of the first GRIB message that failed, or None (NetCDF, or damage
+        outside any message).
+    """
+
+    def __init__(self, path: object, problem: str, *, message_number: int | None = None) -> None:
+        self.path = str(path)
+        self.message_number = message_number
+        where = "" if message_number is None else f" at GRIB message {message_number}"
+        super().__init__(
+            f"{self.path} is damaged{where}: {problem}; the whole file is rejected — "
+            "delete it and fetch again"
+        )
+
+
+class ContentMismatchError(CorruptFileError):
+    """A well-formed file that does not hold what its request asked for.
+
+    Treated like damage: the file is quarantined and fetched again, never decoded into the
+    pipeline; the message names what is missing or unexpected.
+    """

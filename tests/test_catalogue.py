@@ -32,8 +32,9 @@ def _widget_values(forms: Path, dataset: str) -> dict[str, list[str]]:
         if "values" in details:
             values[widget["name"]] = list(details["values"])
         elif "groups" in details:
-            values[widget["name"]] = [v for g in details["groups"]
-                                      for v in g.get("values", g.get("labels", {}))]
+            values[widget["name"]] = [
+                v for g in details["groups"] for v in g.get("values", g.get("labels", {}))
+            ]
     return values
 
 
@@ -45,8 +46,9 @@ def test_times_levels_and_limits_match_the_forms(cds_forms: Path, dataset: str) 
     mapping = _load(cds_forms, dataset, "mapping")
     assert mapping["selection_limit"] == spec.selection_limit
     if dataset == ERA5_PRESSURE:
-        assert sorted(int(v.removesuffix("_hpa")) for v in widgets["pressure_level"]) == \
-            list(spec.levels)
+        assert sorted(int(v.removesuffix("_hpa")) for v in widgets["pressure_level"]) == list(
+            spec.levels
+        )
     if dataset == CAMS_EAC4:
         assert [int(v) for v in widgets["pressure_level"]] == list(spec.levels)
     if dataset in (ERA5_SINGLE, ERA5_PRESSURE):
@@ -60,10 +62,13 @@ def test_eac4_date_ranges_match_the_constraints(cds_forms: Path) -> None:
     spec = DATASETS[CAMS_EAC4]
     form = {w["name"]: w for w in _load(cds_forms, CAMS_EAC4, "form")}
     first, last = form["date"]["details"]["range"]
-    assert (dt.date.fromisoformat(first), dt.date.fromisoformat(last)) == \
-        (spec.first_date, spec.last_date)
-    pl_ranges = [e["date"][0] for e in _load(cds_forms, CAMS_EAC4, "constraints")
-                 if "pressure_level" in e]
+    assert (dt.date.fromisoformat(first), dt.date.fromisoformat(last)) == (
+        spec.first_date,
+        spec.last_date,
+    )
+    pl_ranges = [
+        e["date"][0] for e in _load(cds_forms, CAMS_EAC4, "constraints") if "pressure_level" in e
+    ]
     assert pl_ranges == [f"{spec.first_date}/{spec.pressure_last_date}"]
 
 
@@ -84,8 +89,9 @@ def _form_accepts(forms: Path, dataset: str, request: dict[str, Any]) -> bool:
         if key not in widgets or not set(values) <= set(widgets[key]):
             return False
     for variable in request["variable"]:
-        entries = [e for e in _load(forms, dataset, "constraints")
-                   if variable in e.get("variable", [])]
+        entries = [
+            e for e in _load(forms, dataset, "constraints") if variable in e.get("variable", [])
+        ]
         if "product_type" in request:
             entries = [e for e in entries if set(request["product_type"]) <= set(e["product_type"])]
         if not entries:
@@ -96,8 +102,11 @@ def _form_accepts(forms: Path, dataset: str, request: dict[str, Any]) -> bool:
                 if not set(request[key]) <= covered:
                     return False
         if "date" in request:
-            ranges = [e["date"][0].split("/") for e in entries
-                      if ("pressure_level" in e) == ("pressure_level" in request)]
+            ranges = [
+                e["date"][0].split("/")
+                for e in entries
+                if ("pressure_level" in e) == ("pressure_level" in request)
+            ]
             for v in request["date"]:
                 first, last = v.split("/")[0], v.split("/")[-1]
                 if not any(lo <= first and last <= hi for lo, hi in ranges):
@@ -125,8 +134,9 @@ def _random_request(rng: random.Random, forms: Path, dataset: str) -> dict[str, 
             "format": "grib",
         }
         if variables[0] in multi:
-            request["pressure_level"] = pick("pressure_level", 2,
-                                             ["975", "0"] if rng.random() < 0.5 else [])
+            request["pressure_level"] = pick(
+                "pressure_level", 2, ["975", "0"] if rng.random() < 0.5 else []
+            )
         return request
     request = {
         "product_type": ["reanalysis"],
@@ -138,8 +148,9 @@ def _random_request(rng: random.Random, forms: Path, dataset: str) -> dict[str, 
         "data_format": "grib",
     }
     if dataset == ERA5_PRESSURE:
-        request["pressure_level"] = pick("pressure_level", 2,
-                                         ["925", "1013_hpa"] if rng.random() < 0.5 else [])
+        request["pressure_level"] = pick(
+            "pressure_level", 2, ["925", "1013_hpa"] if rng.random() < 0.5 else []
+        )
     return request
 
 
@@ -170,24 +181,89 @@ def test_acceptance_agrees_with_the_forms(cds_forms: Path, dataset: str) -> None
 @pytest.mark.parametrize(
     ("dataset", "request_", "fragment"),
     [
-        (ERA5_SINGLE, {"product_type": "reanalysis", "variable": "2m_temperatur", "year": "2019",
-                       "month": "june", "day": "01", "time": "00:00"}, "did you mean '2m_temperature'"),
-        (ERA5_PRESSURE, {"product_type": "reanalysis", "variable": "temperature", "year": "2019",
-                         "month": "june", "day": "01", "time": "00:00"}, "required key 'pressure_level'"),
-        (CAMS_EAC4, {"variable": "ozone", "date": "2019-06-01", "time": "00:00",
-                     "pressure_level": "925", "grid": "1/1"}, "key 'grid' is not accepted"),
-        (CAMS_EAC4, {"variable": "ozone", "date": "2019-06-31", "time": "00:00",
-                     "pressure_level": "925"}, "not a date"),
-        (CAMS_FORECAST, {"variable": "ozone", "date": "2024-01-01", "time": "00:00",
-                         "pressure_level": "925", "leadtime_hour": ["1"], "type": "forecast"},
-         "every 3 hours of lead"),
-        (CAMS_FORECAST, {"variable": "particulate_matter_2.5um", "date": "2024-01-01",
-                         "time": "06:00", "leadtime_hour": "0", "type": "forecast"}, "'time'"),
-        (CAMS_FORECAST, {"variable": "particulate_matter_2.5um", "date": "2014-12-31",
-                         "time": "00:00", "leadtime_hour": "0", "type": "forecast"}, "2015-01-01"),
-        (CAMS_EAC4, {"variable": ["particulate_matter_2.5um", "particulate_matter_10um"],
-                     "date": "2003-01-01/2021-12-31", "time": [f"{h:02d}:00" for h in range(0, 24, 3)]},
-         "too large"),
+        (
+            ERA5_SINGLE,
+            {
+                "product_type": "reanalysis",
+                "variable": "2m_temperatur",
+                "year": "2019",
+                "month": "june",
+                "day": "01",
+                "time": "00:00",
+            },
+            "did you mean '2m_temperature'",
+        ),
+        (
+            ERA5_PRESSURE,
+            {
+                "product_type": "reanalysis",
+                "variable": "temperature",
+                "year": "2019",
+                "month": "june",
+                "day": "01",
+                "time": "00:00",
+            },
+            "required key 'pressure_level'",
+        ),
+        (
+            CAMS_EAC4,
+            {
+                "variable": "ozone",
+                "date": "2019-06-01",
+                "time": "00:00",
+                "pressure_level": "925",
+                "grid": "1/1",
+            },
+            "key 'grid' is not accepted",
+        ),
+        (
+            CAMS_EAC4,
+            {"variable": "ozone", "date": "2019-06-31", "time": "00:00", "pressure_level": "925"},
+            "not a date",
+        ),
+        (
+            CAMS_FORECAST,
+            {
+                "variable": "ozone",
+                "date": "2024-01-01",
+                "time": "00:00",
+                "pressure_level": "925",
+                "leadtime_hour": ["1"],
+                "type": "forecast",
+            },
+            "every 3 hours of lead",
+        ),
+        (
+            CAMS_FORECAST,
+            {
+                "variable": "particulate_matter_2.5um",
+                "date": "2024-01-01",
+                "time": "06:00",
+                "leadtime_hour": "0",
+                "type": "forecast",
+            },
+            "'time'",
+        ),
+        (
+            CAMS_FORECAST,
+            {
+                "variable": "particulate_matter_2.5um",
+                "date": "2014-12-31",
+                "time": "00:00",
+                "leadtime_hour": "0",
+                "type": "forecast",
+            },
+            "2015-01-01",
+        ),
+        (
+            CAMS_EAC4,
+            {
+                "variable": ["particulate_matter_2.5um", "particulate_matter_10um"],
+                "date": "2003-01-01/2021-12-31",
+                "time": [f"{h:02d}:00" for h in range(0, 24, 3)],
+            },
+            "too large",
+        ),
         ("reanalysis-era5-single-level", {}, "did you mean 'reanalysis-era5-single-levels'"),
     ],
 )
@@ -197,11 +273,19 @@ def test_rejections_name_the_problem(dataset: str, request_: dict[str, Any], fra
 
 
 def test_forecast_request_parses_runs_and_leads() -> None:
-    parsed = validate_request(CAMS_FORECAST, {
-        "variable": ["particulate_matter_2.5um", "ozone"], "pressure_level": ["925"],
-        "date": "2024-03-01/2024-03-02", "time": ["00:00", "12:00"],
-        "leadtime_hour": ["0", "3", "72"], "type": "forecast", "data_format": "netcdf",
-    }, today=dt.date(2026, 11, 21))
+    parsed = validate_request(
+        CAMS_FORECAST,
+        {
+            "variable": ["particulate_matter_2.5um", "ozone"],
+            "pressure_level": ["925"],
+            "date": "2024-03-01/2024-03-02",
+            "time": ["00:00", "12:00"],
+            "leadtime_hour": ["0", "3", "72"],
+            "type": "forecast",
+            "data_format": "netcdf",
+        },
+        today=dt.date(2026, 11, 21),
+    )
     assert parsed.variables == ("pm2p5", "go3")
     assert parsed.lead_hours == (0, 3, 72)
     assert len(parsed.times) == 4 and parsed.data_format == "netcdf"

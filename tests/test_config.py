@@ -51,51 +51,82 @@ def _set(path: str, value: Any) -> Any:
             del node[last]
         else:
             node[last] = value
+
     return mutate
 
 
 _DELETE = object()
 
 BAD_CONFIGS = [
-    ("unknown variable", _set("variables.pollutants", ["pm2p5", "pm25"]),
-     ["variables.pollutants", "'pm25'", "did you mean 'pm2p5'"]),
-    ("level not offered", _set("variables.pollutants", ["go3_975"]),
-     ["variables.pollutants", "975 hPa", "cams-global-reanalysis-eac4", "925"]),
-    ("pollutant as weather", _set("variables.weather", ["t2m", "pm10"]),
-     ["variables.weather", "'pm10'", "move it to variables.pollutants"]),
-    ("period ends before it starts", _set("periods.train.end", "2019-05-01"),
-     ["periods.train", "2019-05-01", "swap start and end"]),
-    ("region outside the globe", _set("region.north", 95),
-     ["region", "95", "[-90, 90]"]),
-    ("longitude in 0..360", _set("region.east", 300),
-     ["region.east", "300", "write -60"]),
-    ("unknown key", _set("regoin", {"north": 1}),
-     ["regoin", "did you mean 'region'"]),
-    ("misspelt nested key", _set("grid.resolutoin", 1.5),
-     ["grid.resolutoin", "did you mean 'resolution'"]),
-    ("resolution that does not divide the region", _set("grid.resolution", 0.7),
-     ["grid.resolution = 0.7", "north", "set region.north"]),
-    ("overlapping periods", _set("periods.validation.start", "2019-06-20"),
-     ["periods.train", "overlaps periods.validation"]),
-    ("impossible date", _set("periods.test.end", "2019-06-31"),
-     ["periods.test.end", "2019-06-31"]),
-    ("period without data", _set("periods.test", {"start": "2024-01-01", "end": "2024-01-31"}),
-     ["cams-global-reanalysis-eac4", "2021-12-31", "move the periods"]),
-    ("api key in the config", _set("datastores.cds.key", "abcd"),
-     ["datastores.cds.key", "never goes in a config", "key_env"]),
-    ("bad url", _set("datastores.ads.url", "ads.example"),
-     ["datastores.ads.url", "'ads.example'", "https://ads.atmosphere.copernicus.eu/api"]),
-    ("missing section", _set("periods", _DELETE),
-     ["periods", "required key is missing"]),
-    ("channel listed twice", _set("variables.weather", ["t2m", "t2m"]),
-     ["variables.weather", "listed twice"]),
+    (
+        "unknown variable",
+        _set("variables.pollutants", ["pm2p5", "pm25"]),
+        ["variables.pollutants", "'pm25'", "did you mean 'pm2p5'"],
+    ),
+    (
+        "level not offered",
+        _set("variables.pollutants", ["go3_975"]),
+        ["variables.pollutants", "975 hPa", "cams-global-reanalysis-eac4", "925"],
+    ),
+    (
+        "pollutant as weather",
+        _set("variables.weather", ["t2m", "pm10"]),
+        ["variables.weather", "'pm10'", "move it to variables.pollutants"],
+    ),
+    (
+        "period ends before it starts",
+        _set("periods.train.end", "2019-05-01"),
+        ["periods.train", "2019-05-01", "swap start and end"],
+    ),
+    ("region outside the globe", _set("region.north", 95), ["region", "95", "[-90, 90]"]),
+    ("longitude in 0..360", _set("region.east", 300), ["region.east", "300", "write -60"]),
+    ("unknown key", _set("regoin", {"north": 1}), ["regoin", "did you mean 'region'"]),
+    (
+        "misspelt nested key",
+        _set("grid.resolutoin", 1.5),
+        ["grid.resolutoin", "did you mean 'resolution'"],
+    ),
+    (
+        "resolution that does not divide the region",
+        _set("grid.resolution", 0.7),
+        ["grid.resolution = 0.7", "north", "set region.north"],
+    ),
+    (
+        "overlapping periods",
+        _set("periods.validation.start", "2019-06-20"),
+        ["periods.train", "overlaps periods.validation"],
+    ),
+    ("impossible date", _set("periods.test.end", "2019-06-31"), ["periods.test.end", "2019-06-31"]),
+    (
+        "period without data",
+        _set("periods.test", {"start": "2024-01-01", "end": "2024-01-31"}),
+        ["cams-global-reanalysis-eac4", "2021-12-31", "move the periods"],
+    ),
+    (
+        "api key in the config",
+        _set("datastores.cds.key", "abcd"),
+        ["datastores.cds.key", "never goes in a config", "key_env"],
+    ),
+    (
+        "bad url",
+        _set("datastores.ads.url", "ads.example"),
+        ["datastores.ads.url", "'ads.example'", "https://ads.atmosphere.copernicus.eu/api"],
+    ),
+    ("missing section", _set("periods", _DELETE), ["periods", "required key is missing"]),
+    (
+        "channel listed twice",
+        _set("variables.weather", ["t2m", "t2m"]),
+        ["variables.weather", "listed twice"],
+    ),
 ]
 
 
-@pytest.mark.parametrize(("case", "mutate", "fragments"), BAD_CONFIGS,
-                         ids=[c[0] for c in BAD_CONFIGS])
-def test_bad_config_is_rejected_with_a_fix(tmp_path: Path, case: str, mutate: Any,
-                                           fragments: list[str]) -> None:
+@pytest.mark.parametrize(
+    ("case", "mutate", "fragments"), BAD_CONFIGS, ids=[c[0] for c in BAD_CONFIGS]
+)
+def test_bad_config_is_rejected_with_a_fix(
+    tmp_path: Path, case: str, mutate: Any, fragments: list[str]
+) -> None:
     data = copy.deepcopy(yaml.safe_load(DEMO_CONFIG.read_text()))
     mutate(data)
     path = tmp_path / "bad.yaml"
@@ -123,7 +154,11 @@ def test_console_script_exit_code(tmp_path: Path) -> None:
     """The installed command itself exits non-zero (not only the in-process runner)."""
     path = tmp_path / "bad.yaml"
     path.write_text("name: x\n")
-    proc = subprocess.run([sys.executable, "-m", "aircast", "config", "validate", str(path)],
-                          capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "aircast", "config", "validate", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode == 2
     assert "region: required key is missing" in proc.stderr

@@ -25,7 +25,9 @@ from aircast.vocab import (
 @pytest.mark.parametrize("name", list(VARIABLES))
 def test_grib_parameter_matches_eccodes(name: str) -> None:
     spec = VARIABLES[name]
-    sample = "regular_ll_pl_grib1" if spec.level_type is LevelType.PRESSURE else "regular_ll_sfc_grib1"
+    sample = (
+        "regular_ll_pl_grib1" if spec.level_type is LevelType.PRESSURE else "regular_ll_sfc_grib1"
+    )
     handle = eccodes.codes_grib_new_from_samples(sample)
     try:
         eccodes.codes_set(handle, "paramId", spec.param_id)
@@ -45,8 +47,11 @@ def _form_variables(forms: Path, dataset: str) -> set[str]:
     allowed: set[str] = set()
     for entry in json.loads((forms / dataset / "constraints.json").read_text()):
         allowed |= set(entry.get("variable", []))
-    widget = next(w for w in json.loads((forms / dataset / "form.json").read_text())
-                  if w["name"] == "variable")
+    widget = next(
+        w
+        for w in json.loads((forms / dataset / "form.json").read_text())
+        if w["name"] == "variable"
+    )
     details = widget["details"]
     offered = set(details.get("values", []))
     for group in details.get("groups", []):
@@ -57,8 +62,9 @@ def _form_variables(forms: Path, dataset: str) -> set[str]:
 @pytest.mark.parametrize("dataset", [ERA5_SINGLE, ERA5_PRESSURE, CAMS_EAC4])
 def test_request_names_are_in_the_real_forms(cds_forms: Path, dataset: str) -> None:
     offered = _form_variables(cds_forms, dataset)
-    ours = {v.name: v.request_names[dataset] for v in VARIABLES.values()
-            if dataset in v.request_names}
+    ours = {
+        v.name: v.request_names[dataset] for v in VARIABLES.values() if dataset in v.request_names
+    }
     assert ours, dataset
     missing = {k: v for k, v in ours.items() if v not in offered}
     assert not missing, f"request names unknown to the {dataset} form: {missing}"
@@ -92,8 +98,12 @@ def test_channels_parse() -> None:
 
 @pytest.mark.parametrize(
     ("name", "fragment"),
-    [("pm25", "did you mean 'pm2p5'"), ("go3", "needs a level"), ("t2m_850", "takes no level"),
-     ("banana", "unknown variable")],
+    [
+        ("pm25", "did you mean 'pm2p5'"),
+        ("go3", "needs a level"),
+        ("t2m_850", "takes no level"),
+        ("banana", "unknown variable"),
+    ],
 )
 def test_bad_channels_say_what_to_do(name: str, fragment: str) -> None:
     with pytest.raises(VocabularyError, match=fragment):
