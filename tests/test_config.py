@@ -29,7 +29,7 @@ def test_shipped_configs_validate(path: Path) -> None:
 def test_default_config_is_the_widened_aircast_region() -> None:
     config = load_config(DEFAULT_CONFIG)
     r = config.region
-    assert (r.south, r.north, r.west, r.east) == (0, 45, -20, 76)
+    assert (r.south, r.north, r.west, r.east) == (0, 45, -20.25, 75.75)
     assert config.grid.resolution == 0.75
     assert config.lat_lon_shape == (61, 129)
 

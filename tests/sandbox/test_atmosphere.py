@@ -16,8 +16,27 @@ from aircast.vocab import VARIABLES, LevelType
 
 DAY = np.datetime64("2019-03-11T00:00:00")
 HOUR = np.timedelta64(1, "h")
-SINGLE = ["t2m", "d2m", "u10", "v10", "msl", "sp", "tp", "blh", "tcwv", "lsm", "z_sfc",
-          "pm1", "pm2p5", "pm10", "tcco", "tcno2", "tc_no", "tcso2", "gtco3"]
+SINGLE = [
+    "t2m",
+    "d2m",
+    "u10",
+    "v10",
+    "msl",
+    "sp",
+    "tp",
+    "blh",
+    "tcwv",
+    "lsm",
+    "z_sfc",
+    "pm1",
+    "pm2p5",
+    "pm10",
+    "tcco",
+    "tcno2",
+    "tc_no",
+    "tcso2",
+    "gtco3",
+]
 LEVEL = ["z", "t", "u", "v", "q", "r", "go3", "no2", "no", "so2", "co"]
 # the default region of the pipeline: 0-45N, 20W-76E
 REGION_LAT = np.arange(45.0, -0.01, -0.75)
@@ -39,14 +58,16 @@ _offsets = st.lists(st.integers(0, 2 * 24 * 60 - 1), min_size=1, max_size=3)
 _lats = st.lists(st.floats(-90.0, 90.0, allow_nan=False), min_size=1, max_size=4, unique=True)
 _lons = st.lists(st.floats(-400.0, 400.0, allow_nan=False), min_size=1, max_size=4, unique=True)
 _names = st.lists(st.sampled_from(SINGLE), min_size=1, max_size=5, unique=True)
-_settings = settings(max_examples=25, deadline=None,
-                     suppress_health_check=[HealthCheck.function_scoped_fixture])
+_settings = settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 
 
 @_settings
 @given(offsets=_offsets, lat=_lats, lon=_lons, names=_names)
-def test_finite_non_negative_and_shapes(atm: ToyAtmosphere, offsets: list[int], lat: list[float],
-                                        lon: list[float], names: list[str]) -> None:
+def test_finite_non_negative_and_shapes(
+    atm: ToyAtmosphere, offsets: list[int], lat: list[float], lon: list[float], names: list[str]
+) -> None:
     out = atm.sample(names, _times(offsets), np.array(lat), np.array(lon))
     assert set(out) == set(names)
     for name, val in out.items():
@@ -58,11 +79,15 @@ def test_finite_non_negative_and_shapes(atm: ToyAtmosphere, offsets: list[int], 
 
 
 @_settings
-@given(offsets=_offsets, lat=_lats, lon=_lons, level=st.sampled_from([1000.0, 925.0, 850.0, 500.0,
-                                                                     200.0, 50.0, 1.0]))
-def test_pressure_levels_finite_and_bounded(atm: ToyAtmosphere, offsets: list[int],
-                                            lat: list[float], lon: list[float],
-                                            level: float) -> None:
+@given(
+    offsets=_offsets,
+    lat=_lats,
+    lon=_lons,
+    level=st.sampled_from([1000.0, 925.0, 850.0, 500.0, 200.0, 50.0, 1.0]),
+)
+def test_pressure_levels_finite_and_bounded(
+    atm: ToyAtmosphere, offsets: list[int], lat: list[float], lon: list[float], level: float
+) -> None:
     out = atm.sample(LEVEL, _times(offsets), np.array(lat), np.array(lon), level_hpa=level)
     for name, val in out.items():
         assert np.isfinite(val).all(), name
@@ -73,8 +98,9 @@ def test_pressure_levels_finite_and_bounded(atm: ToyAtmosphere, offsets: list[in
 
 @_settings
 @given(offsets=_offsets, lat=_lats, lon=_lons)
-def test_particulate_matter_is_ordered(atm: ToyAtmosphere, offsets: list[int], lat: list[float],
-                                       lon: list[float]) -> None:
+def test_particulate_matter_is_ordered(
+    atm: ToyAtmosphere, offsets: list[int], lat: list[float], lon: list[float]
+) -> None:
     out = atm.sample(["pm10", "pm1", "pm2p5"], _times(offsets), np.array(lat), np.array(lon))
     assert (out["pm1"] <= out["pm2p5"]).all()
     assert (out["pm2p5"] <= out["pm10"]).all()
@@ -82,8 +108,9 @@ def test_particulate_matter_is_ordered(atm: ToyAtmosphere, offsets: list[int], l
 
 @_settings
 @given(offsets=_offsets, lat=_lats, lon=_lons, names=_names)
-def test_deterministic_across_instances(atm: ToyAtmosphere, offsets: list[int], lat: list[float],
-                                        lon: list[float], names: list[str]) -> None:
+def test_deterministic_across_instances(
+    atm: ToyAtmosphere, offsets: list[int], lat: list[float], lon: list[float], names: list[str]
+) -> None:
     times = _times(offsets)
     first = atm.sample(names, times, np.array(lat), np.array(lon))
     again = atm.sample(names, times, np.array(lat), np.array(lon))
@@ -106,8 +133,13 @@ def test_deterministic_in_a_fresh_instance(atm: ToyAtmosphere) -> None:
 @_settings
 @given(offsets=_offsets, lat=_lats, lon=_lons, names=_names, data=st.data())
 def test_value_at_a_point_does_not_depend_on_the_request(
-        atm: ToyAtmosphere, offsets: list[int], lat: list[float], lon: list[float],
-        names: list[str], data: st.DataObject) -> None:
+    atm: ToyAtmosphere,
+    offsets: list[int],
+    lat: list[float],
+    lon: list[float],
+    names: list[str],
+    data: st.DataObject,
+) -> None:
     times = _times(offsets)
     grid = atm.sample(names, times, np.array(lat), np.array(lon))
     i = data.draw(st.integers(0, len(lat) - 1))
@@ -115,11 +147,13 @@ def test_value_at_a_point_does_not_depend_on_the_request(
     k = data.draw(st.integers(0, len(offsets) - 1))
     turns = data.draw(st.integers(-2, 2))
     # one point, one time, the other variables left out, the longitude shifted by whole turns
-    alone = atm.sample(names[::-1], times[k:k + 1], np.array([lat[i]]),
-                       np.array([lon[j] + 360.0 * turns]))
+    alone = atm.sample(
+        names[::-1], times[k : k + 1], np.array([lat[i]]), np.array([lon[j] + 360.0 * turns])
+    )
     for name in names:
-        np.testing.assert_allclose(alone[name][0, 0, 0], grid[name][k, i, j], rtol=1e-6,
-                                   atol=1e-30, err_msg=name)
+        np.testing.assert_allclose(
+            alone[name][0, 0, 0], grid[name][k, i, j], rtol=1e-6, atol=1e-30, err_msg=name
+        )
 
 
 def test_longitude_conventions_agree(atm: ToyAtmosphere) -> None:
@@ -134,8 +168,9 @@ def test_longitude_conventions_agree(atm: ToyAtmosphere) -> None:
 # --------------------------------------------------------------------------------- physics
 def test_weather_ranges_and_cycles(atm: ToyAtmosphere) -> None:
     times = DAY + np.arange(24) * HOUR
-    out = atm.sample(["t2m", "d2m", "u10", "v10", "msl", "tp", "blh", "lsm"], times, REGION_LAT,
-                     REGION_LON)
+    out = atm.sample(
+        ["t2m", "d2m", "u10", "v10", "msl", "tp", "blh", "lsm"], times, REGION_LAT, REGION_LON
+    )
     assert out["t2m"].min() >= 230 and out["t2m"].max() <= 325
     assert out["msl"].min() >= 96000 and out["msl"].max() <= 104500
     assert (out["d2m"] <= out["t2m"]).all()
@@ -161,8 +196,9 @@ def test_surface_pm_follows_the_boundary_layer(atm: ToyAtmosphere) -> None:
 
 def test_ozone_is_titrated_at_night_and_produced_by_day(atm: ToyAtmosphere) -> None:
     times = DAY + np.arange(24) * HOUR
-    out = atm.sample(["go3", "no", "no2"], times, np.array([28.5]), np.array([77.25]),
-                     level_hpa=1000)  # Delhi, local noon ~ 07 UTC
+    out = atm.sample(
+        ["go3", "no", "no2"], times, np.array([28.5]), np.array([77.25]), level_hpa=1000
+    )  # Delhi, local noon ~ 07 UTC
     o3 = out["go3"][:, 0, 0]
     assert o3[8] > 2 * o3[20] + 5e-9
     assert out["no2"].max() > 1e-8
@@ -187,8 +223,9 @@ def test_transport_carries_pollution_downwind(atm: ToyAtmosphere) -> None:
     """
     box_lat, box_lon = (26.0, 34.0), (26.0, 36.0)
     start = DAY - np.timedelta64(1, "D")
-    stopped = ToyAtmosphere(seed=0, wind_perturbation=WindPerturbation(
-        box_lat, box_lon, start, DAY, 0.0))
+    stopped = ToyAtmosphere(
+        seed=0, wind_perturbation=WindPerturbation(box_lat, box_lon, start, DAY, 0.0)
+    )
     times = DAY + np.array([0, 6]) * HOUR
     lat = np.arange(20.0, 42.0, 1.0)
     lon = np.arange(0.0, 65.0, 1.0)
@@ -198,8 +235,9 @@ def test_transport_carries_pollution_downwind(atm: ToyAtmosphere) -> None:
     np.testing.assert_array_equal(base["t2m"], pert["t2m"])
     np.testing.assert_array_equal(base["u10"], pert["u10"])
     # precondition: the flow across the box blew from the west during the perturbed day
-    wind = atm.sample(["u10"], start + np.arange(0, 24, 3) * HOUR, np.arange(26.0, 35.0),
-                      np.arange(26.0, 37.0))
+    wind = atm.sample(
+        ["u10"], start + np.arange(0, 24, 3) * HOUR, np.arange(26.0, 35.0), np.arange(26.0, 37.0)
+    )
     assert wind["u10"].mean() > 1.0
     rel = np.abs(pert["pm2p5"] - base["pm2p5"]) / base["pm2p5"]
     downwind = lon > box_lon[1] + 2.0
@@ -211,8 +249,9 @@ def test_transport_carries_pollution_downwind(atm: ToyAtmosphere) -> None:
 def test_consecutive_days_join(atm: ToyAtmosphere) -> None:
     """00 UTC of day D from day D's spin-up agrees with the end of day D-1's window."""
     at_start = atm.sample(["pm2p5", "pm10"], np.array([DAY]), REGION_LAT, REGION_LON)
-    at_end = atm.sample(["pm2p5", "pm10"], np.array([DAY - np.timedelta64(1, "s")]), REGION_LAT,
-                        REGION_LON)
+    at_end = atm.sample(
+        ["pm2p5", "pm10"], np.array([DAY - np.timedelta64(1, "s")]), REGION_LAT, REGION_LON
+    )
     for name in at_start:
         rel = np.abs(at_start[name] - at_end[name]) / at_end[name]
         assert rel.mean() < 0.01, name
