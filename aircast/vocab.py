@@ -106,6 +106,13 @@ class Variable:
         object.__setattr__(self, "request_names", MappingProxyType(dict(self.request_names)))
 
     @property
+    def heavy_tailed(self) -> bool:
+        """Positive with a long right tail (pollutants, precipitation): modelled in log space."""
+        return self.positive and (
+            self.role is Role.POLLUTANT or self.time_kind is TimeKind.ACCUMULATED
+        )
+
+    @property
     def datasets(self) -> tuple[str, ...]:
         """Datasets that offer this variable, in table order."""
         return tuple(self.request_names)

@@ -1,0 +1,1 @@
+"""Operational forecasting: rollout, the published forecast store and its readers."""

@@ -1,0 +1,1 @@
+"""The forecaster: normaliser (store statistics as buffers), ViT backbone, heads."""

@@ -1,0 +1,143 @@
+"""The multi-task forecaster: one encoder, a weather head and a pollutant head.
+
+It works in normalised space and predicts the change of each target channel over the lead
+time (a residual), conditioned on the lead time and on the initial time's hour and season.
+Grids whose size is not a multiple of the patch size are padded by replication and cropped
+back. Physical outputs of positive channels are clamped at zero by the normaliser.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from aircast.data.batch import Batch
+from aircast.model.normaliser import Normaliser
+from aircast.model.vit import Head, ViTBackbone
+from aircast.vocab import Role, parse_channel
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    """The architecture's sizes (the ``model`` section of a recipe)."""
+
+    patch_size: int = 2
+    width: int = 128
+    depth: int = 4
+    heads: int = 4
+    mlp_ratio: float = 4.0
+    dropout: float = 0.0
+
+
+def time_features(
+    lead_hours: torch.Tensor, hour_of_day: torch.Tensor, day_of_year: torch.Tensor
+) -> torch.Tensor:
+    """(B,) × 3 → (B, 5): lead in days, then sin/cos of the hour of day and the season."""
+    day = 2 * math.pi * hour_of_day / 24.0
+    year = 2 * math.pi * day_of_year / 365.25
+    return torch.stack([lead_hours / 24.0, day.sin(), day.cos(), year.sin(), year.cos()], dim=1)
+
+
+class Forecaster(nn.Module):
+    """Weather and pollutants from one shared encoder.
+
+    Parameters
+    ----------
+    shape
+        Architecture sizes.
+    input_channels
+        Channels of the initial state (weather, pollutants, static), in store order.
+    target_channels
+        Channels predicted: every weather and pollutant input channel (not static ones).
+    grid
+        (H, W) of the fields.
+    normaliser
+        Statistics of ``input_channels`` (the training store's).
+    """
+
+    target_index: torch.Tensor
+
+    def __init__(
+        self,
+        shape: ModelShape,
+        input_channels: Sequence[str],
+        target_channels: Sequence[str],
+        grid: tuple[int, int],
+        normaliser: Normaliser,
+    ) -> None:
+        super().__init__()
+        self.shape = shape
+        self.input_channels = tuple(input_channels)
+        self.target_channels = tuple(target_channels)
+        if normaliser.channels != self.input_channels:
+            raise ValueError("the normaliser's channels are not the model's input channels")
+        roles = [parse_channel(c).spec.role for c in self.target_channels]
+        self.weather_channels = tuple(
+            c for c, r in zip(self.target_channels, roles, strict=True) if r is Role.WEATHER
+        )
+        self.pollutant_channels = tuple(
+            c for c, r in zip(self.target_channels, roles, strict=True) if r is Role.POLLUTANT
+        )
+        if self.target_channels != self.weather_channels + self.pollutant_channels:
+            raise ValueError("target channels must be the weather channels, then the pollutants")
+        self.grid = grid
+        p = shape.patch_size
+        self.padded = (math.ceil(grid[0] / p) * p, math.ceil(grid[1] / p) * p)
+        self.normaliser = normaliser
+        self.register_buffer(
+            "target_index",
+            torch.tensor([self.input_channels.index(c) for c in self.target_channels]),
+            persistent=False,
+        )
+        self.backbone = ViTBackbone(
+            len(self.input_channels),
+            self.padded,
+            p,
+            shape.width,
+            shape.depth,
+            shape.heads,
+            shape.mlp_ratio,
+            shape.dropout,
+        )
+        token_grid = (self.padded[0] // p, self.padded[1] // p)
+        self.heads = nn.ModuleDict()
+        if self.weather_channels:
+            self.heads["weather"] = Head(shape.width, len(self.weather_channels), p, token_grid)
+        if self.pollutant_channels:
+            self.heads["pollutants"] = Head(
+                shape.width, len(self.pollutant_channels), p, token_grid
+            )
+
+    def forward_normalised(
+        self,
+        z: torch.Tensor,
+        lead_hours: torch.Tensor,
+        hour_of_day: torch.Tensor,
+        day_of_year: torch.Tensor,
+    ) -> torch.Tensor:
+        """Normalised initial state (B, C_in, H, W) → normalised targets (B, C_out, H, W)."""
+        h, w = self.grid
+        pad = (0, self.padded[1] - w, 0, self.padded[0] - h)
+        x = F.pad(z, pad, mode="replicate") if any(pad) else z
+        tokens = self.backbone(x, time_features(lead_hours, hour_of_day, day_of_year))
+        change = torch.cat([head(tokens) for head in self.heads.values()], dim=1)
+        return z.index_select(1, self.target_index) + change[:, :, :h, :w]
+
+    def forward(self, batch: Batch) -> torch.Tensor:
+        """Physical predictions (B, C_out, H, W) for a batch; positive channels ≥ 0."""
+        batch.check_channels(self.input_channels, self.target_channels)
+        z = self.normaliser.normalise(batch.inputs)
+        out = self.forward_normalised(
+            z, batch.lead_hours, batch.init_hour_of_day, batch.init_day_of_year
+        )
+        return self.target_normaliser().denormalise(out)
+
+    def target_normaliser(self) -> Normaliser:
+        if not hasattr(self, "_target_normaliser"):
+            self._target_normaliser = self.normaliser.subset(self.target_channels)
+        return self._target_normaliser.to(self.normaliser.mean.device)

@@ -1,0 +1,1 @@
+"""Training: losses (MAE, fMAE), the loop, checkpoints."""
