@@ -2,6 +2,10 @@
 # Each creates the virtual environment in .venv on first use and reinstalls when
 # pyproject.toml changes.
 PYTHON ?= python3
+# Prefect keeps its state (the temporary server's database) in the checkout, never in ~/.prefect;
+# no analytics: the machine may have no network
+export PREFECT_HOME := $(CURDIR)/.prefect
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
@@ -19,7 +23,7 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 demo: $(STAMP)
-	$(BIN)/aircast demo
+	$(BIN)/python -m flows.demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

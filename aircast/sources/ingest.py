@@ -18,10 +18,10 @@ from aircast.config import AirCastConfig
 from aircast.errors import AirCastError
 from aircast.sources.cache import RawCache
 from aircast.sources.cams import eac4_requests, forecast_requests
-from aircast.sources.datastore import DataStoreClient, Endpoint, RetryPolicy
+from aircast.sources.datastore import _MASK, DataStoreClient, Endpoint, RetryPolicy
 from aircast.sources.decode import verify_product
 from aircast.sources.era5 import era5_requests
-from aircast.sources.fetch import FetchReport, FetchResult, fetch_all
+from aircast.sources.fetch import FetchReport, FetchResult, fetch_all, fetch_request
 from aircast.sources.requests import SourceRequest
 
 Source = Literal["era5", "eac4", "forecast"]
@@ -101,6 +101,52 @@ def verifier(path: Path, req: SourceRequest) -> None:
     verify_product(path, req.parsed())
 
 
+def is_cached(cache: RawCache, req: SourceRequest) -> bool:
+    """Whether ``req`` is complete in the cache, so fetching it will not talk to its store.
+
+    A cheap look (manifest row and file size) that lets an orchestrator skip taking a store's
+    concurrency slot for work that is already done; :func:`fetch_request` still decides.
+    """
+    entry = cache.lookup(req.key)
+    if entry is None or entry.status != "complete":
+        return False
+    existing = cache.existing_file(req)
+    return existing is not None and entry.size == existing.stat().st_size
+
+
+def fetch_one(
+    config: AirCastConfig, req: SourceRequest, endpoint: Endpoint, cache: RawCache
+) -> FetchResult:
+    """Fetch one request with the recipe's retry settings and a client of its own.
+
+    A client per call because ``requests.Session`` is not promised to be thread-safe, and the
+    Prefect flows run one call per thread; the cache is safe to share (SQLite per call).
+    """
+    client = DataStoreClient(endpoint, retry_policy(config))
+    return fetch_request(
+        req,
+        cache,
+        client,
+        verify=verifier,
+        download_tries=config.ingest.download_tries,
+        sleep_max=config.ingest.sleep_max,
+    )
+
+
+def mask_keys_in(*logger_names: str) -> None:
+    """Mask every data-store key in what these loggers' handlers emit.
+
+    :mod:`aircast.sources.datastore` masks the root handlers and the client libraries'
+    loggers; an orchestrator has handlers of its own (Prefect's ``prefect.flow_runs`` and
+    ``prefect.task_runs`` send records to its API), which its flows add here. Idempotent.
+    """
+    for name in logger_names:
+        logger = logging.getLogger(name)
+        for target in (logger, *logger.handlers):
+            if _MASK not in target.filters:
+                target.addFilter(_MASK)
+
+
 def ingest(
     config: AirCastConfig,
     sources: tuple[Source, ...],
@@ -114,21 +160,36 @@ def ingest(
 
     Idempotent: what is in the cache is not fetched again; what an interrupted run submitted
     is resumed by its request id.
+
+    Raises
+    ------
+    RequestError
+        Before anything is sent or written, when a store's form would reject a request of any
+        of the sources (e.g. dates that one of the datasets lacks).
     """
+    # plan every source first: a range that one dataset lacks must fail the run before another
+    # source's requests are sent and cached (and before the clients contact the stores)
+    plans = {source: plan(config, source, start, end) for source in dict.fromkeys(sources)}
     cache = raw_cache(config)
     clients = make_clients(config, endpoints)
-    reports: dict[Source, FetchReport] = {}
-    for source in sources:
-        requests = plan(config, source, start, end)
+    source_of: dict[str, Source] = {}
+    for source, requests in plans.items():
         LOG.info("%s: %d requests for %s..%s", source, len(requests), start, end)
-        reports[source] = fetch_all(
-            requests,
-            cache,
-            clients,
-            verify=verifier,
-            max_concurrent=config.ingest.max_concurrent_requests,
-            download_tries=config.ingest.download_tries,
-            sleep_max=config.ingest.sleep_max,
-            progress=progress,
-        )
+        source_of.update((r.key, source) for r in requests)
+    # one batch for all sources: ERA5 (CDS) and CAMS (ADS) are different stores, each with its
+    # own concurrency limit, so they are fetched at the same time rather than one after another
+    everything = [r for requests in plans.values() for r in requests]
+    report = fetch_all(
+        everything,
+        cache,
+        clients,
+        verify=verifier,
+        max_concurrent=config.ingest.max_concurrent_requests,
+        download_tries=config.ingest.download_tries,
+        sleep_max=config.ingest.sleep_max,
+        progress=progress,
+    )
+    reports: dict[Source, FetchReport] = {source: FetchReport() for source in plans}
+    for result in report.results:
+        reports[source_of[result.request.key]].results.append(result)
     return reports

@@ -1,0 +1,12 @@
+"""AirCast's Prefect flows: they sequence ``aircast`` calls and pass paths, dates and config
+files between them, never arrays.
+
+``flows`` imports ``aircast``; ``aircast`` never imports ``prefect`` or ``flows``, so the
+library and its command line work without an orchestrator.
+
+Modules
+-------
+ingest
+    ``ingest_era5``, ``ingest_cams`` and ``ingest_all``: fetch a date range into a recipe's raw
+    cache (``python -m flows.ingest --help``).
+"""
