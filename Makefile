@@ -18,6 +18,9 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@echo "installing AirCast and its test tools into $(VENV) (first run: a few minutes)"
 	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
+	@# torch first, pinned: this machine has a local CPU wheel of 2.13.0; resolved later as a
+	@# dependency it could come as the registry's CUDA build (several GB)
+	$(BIN)/pip install --quiet --disable-pip-version-check torch==2.13.0
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
 	@rm -f $(VENV)/.installed-*
 	@touch $@

@@ -144,24 +144,25 @@ def ingest_command(
     """
     from aircast.config import load_config
     from aircast.sandbox.runtime import datastore_endpoints
-    from aircast.sources.ingest import SOURCES, ingest, parse_range
+    from aircast.sources.ingest import SOURCES, Source, ingest, parse_range
 
     try:
         config = load_config(config_path)
         first, last = parse_range(start, end)
-        chosen = tuple(source or ("era5", "eac4"))
-        for name in chosen:
+        chosen: list[Source] = []
+        for name in source or ("era5", "eac4"):
             if name not in SOURCES:
                 raise typer.BadParameter(f"unknown source {name!r}; choose from {SOURCES}")
+            chosen.append(name)  # type: ignore[arg-type]  # checked against SOURCES above
         with datastore_endpoints(config) as endpoints:
             for name, store in (("cds", "CDS"), ("ads", "ADS")):
                 typer.echo(f"{store}: {endpoints[name].url}")
             reports = ingest(
                 config,
-                chosen,
+                tuple(chosen),
                 first,
                 last,
-                endpoints=endpoints,  # type: ignore[arg-type]
+                endpoints=endpoints,
                 progress=_progress_printer("fetch"),
             )
     except AirCastError as exc:
@@ -177,3 +178,149 @@ def ingest_command(
     )
     if failed:
         raise typer.Exit(code=2)
+
+
+# ---- aircast store: the training store (aircast.store) ------------------------------------
+
+store_app = typer.Typer(
+    help="The training store: build it from the raw cache, extend it, inspect it.",
+    no_args_is_help=True,
+)
+app.add_typer(store_app, name="store")
+
+
+@store_app.command("build")
+def store_build(
+    config_path: Annotated[
+        Path, typer.Argument(metavar="CONFIG", help="recipe, e.g. configs/demo.yaml")
+    ],
+    serial: Annotated[
+        bool, typer.Option("--serial", help="load the parts one by one in this process")
+    ] = False,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(help="Dask scheduler address (default: store.dask_scheduler, else local)"),
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="worker processes of the local cluster")
+    ] = None,
+    rebuild: Annotated[
+        bool, typer.Option("--rebuild", help="reload every part, even those already current")
+    ] = False,
+) -> None:
+    """Build the training store from the raw cache: init → parts (Dask) → finalise → verify.
+
+    Resumes: parts already loaded from unchanged inputs are skipped. Exit 2 on a user error
+    (days not ingested, a store of another recipe at store.url, …).
+    """
+    from aircast.config import load_config, parse_config
+    from aircast.store.build import build_store
+
+    try:
+        config = load_config(config_path)
+        settings: dict[str, Any] = {}
+        if scheduler is not None:
+            settings["dask_scheduler"] = scheduler
+        if workers is not None:
+            settings["dask_workers"] = workers
+        if settings:  # validated like the file, so a bad option gets the same clear message
+            data = config.model_dump(mode="json", exclude_unset=True)
+            data["store"] = {**data.get("store", {}), **settings}
+            config = parse_config(data, f"{config_path} with command-line options")
+        result = build_store(config, parallel=not serial, resume=not rebuild, progress=typer.echo)
+    except AirCastError as exc:
+        raise _fail(exc) from None
+    timings = ", ".join(f"{stage} {seconds:.1f} s" for stage, seconds in result.seconds.items())
+    typer.echo(
+        f"built {result.url}: {len(result.loaded)} parts loaded, {len(result.skipped)} current, "
+        f"{result.n_missing} missing times ({timings})"
+    )
+
+
+@store_app.command("extend")
+def store_extend(
+    config_path: Annotated[
+        Path, typer.Argument(metavar="CONFIG", help="recipe, e.g. configs/demo.yaml")
+    ],
+    start: Annotated[str, typer.Option(help="first new day, YYYY-MM-DD")],
+    end: Annotated[str, typer.Option(help="last new day, YYYY-MM-DD")],
+) -> None:
+    """Append ingested days after the store's last day (existing chunks are not rewritten)."""
+    from aircast.config import load_config
+    from aircast.sources.ingest import parse_range
+    from aircast.store.build import extend_store
+
+    try:
+        config = load_config(config_path)
+        first, last = parse_range(start, end)
+        result = extend_store(config, first, last)
+    except AirCastError as exc:
+        raise _fail(exc) from None
+    if result.first_day is None:
+        typer.echo(f"{config.store_url}: already holds every day up to {last}; nothing to do")
+    else:
+        typer.echo(
+            f"{config.store_url}: appended {result.first_day}..{result.last_day} "
+            f"({result.n_times} times, {result.n_missing} missing)"
+        )
+
+
+@store_app.command("inspect")
+def store_inspect(
+    target: Annotated[
+        str, typer.Argument(metavar="CONFIG|URL", help="a recipe (its store.url) or a store URL")
+    ],
+) -> None:
+    """Print a summary: times, channels with units and role, missing days, statistics, size."""
+    from aircast.config import load_config
+    from aircast.store.reader import open_store
+
+    try:
+        if target.endswith((".yaml", ".yml")) and Path(target).is_file():
+            config = load_config(target)
+            store = open_store(
+                config.store_url, config.store.storage_options, require_complete=False
+            )
+        else:
+            store = open_store(target, require_complete=False)
+        typer.echo(store.summary())
+    except AirCastError as exc:
+        raise _fail(exc) from None
+
+
+@app.command("train")
+def train_command(
+    config_path: Annotated[Path, typer.Argument(metavar="CONFIG", help="recipe")],
+    max_steps: Annotated[
+        int | None, typer.Option(help="stop after this many optimiser steps (a budget)")
+    ] = None,
+    fresh: Annotated[
+        bool, typer.Option("--fresh", help="ignore last.ckpt and start from scratch")
+    ] = False,
+    out_dir: Annotated[
+        Path | None, typer.Option(help="checkpoint folder (default: paths.root/checkpoints)")
+    ] = None,
+) -> None:
+    """Train the forecaster on the recipe's training store; resumes from last.ckpt after a kill.
+
+    Writes last.ckpt (every epoch and every training.checkpoint_every_steps), best.ckpt (best
+    pollutant skill against persistence on the validation period) and metrics.jsonl.
+    """
+    from aircast.config import load_config
+    from aircast.training.loop import train
+
+    try:
+        config = load_config(config_path)
+        result = train(
+            config, out_dir=out_dir, resume=not fresh, max_steps=max_steps, log=typer.echo
+        )
+    except AirCastError as exc:
+        raise _fail(exc) from None
+    typer.echo(
+        f"trained {result.steps} steps ({result.epochs} epochs, "
+        f"{result.samples_per_second:.1f} samples/s)"
+    )
+    if result.validation is not None:
+        typer.echo(result.validation.table())
+    typer.echo(f"checkpoints: {result.last}" + (f", {result.best}" if result.best else ""))
+    typer.echo(f"metrics: {result.metrics}")

@@ -302,6 +302,144 @@ class Paths(_Strict):
         return self.root / "raw"
 
 
+#: fsspec protocols a training store may live on: the local disk and the object stores.
+STORE_PROTOCOLS = ("file", "s3", "gs", "gcs", "az", "abfs", "abfss")
+
+#: ``store.storage_options`` keys that carry secrets: they belong in the environment (or the
+#: object store's own credential files), never in a config that is shared and committed.
+_SECRET_OPTIONS = {"key", "secret", "token", "password", "account_key", "sas_token"}
+
+
+class StoreSettings(_Strict):
+    """Where the training store lives and how it is built (``aircast.store``)."""
+
+    url: str | None = Field(
+        default=None,
+        description="fsspec URL or local path of the Zarr store, e.g. s3://bucket/demo.zarr; "
+        "default: paths.root/store.zarr",
+    )
+    storage_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="fsspec options for url (e.g. {client_kwargs: {endpoint_url: …}}); "
+        "credentials come from the environment",
+    )
+    part_days: int = Field(
+        default=8, ge=1, le=366, description="days per build part (one Dask task each)"
+    )
+    dask_scheduler: str | None = Field(
+        default=None,
+        description="address of a running Dask scheduler (tcp://host:8786); default: a local "
+        "cluster",
+    )
+    dask_workers: int = Field(
+        default=2, ge=1, le=256, description="worker processes of the local Dask cluster"
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, url: str | None) -> str | None:
+        if url is None:
+            return None
+        url = url.strip().rstrip("/")
+        if not url:
+            raise ValueError("is empty; leave store.url out to use paths.root/store.zarr")
+        if "://" in url:
+            protocol = url.split("://", 1)[0]
+            if protocol not in STORE_PROTOCOLS:
+                raise ValueError(
+                    f"protocol {protocol!r} of {url!r} is not supported for the training store; "
+                    f"use a local path or one of {', '.join(p + '://' for p in STORE_PROTOCOLS)}"
+                )
+        return url
+
+    @field_validator("storage_options")
+    @classmethod
+    def _no_secrets(cls, options: dict[str, Any]) -> dict[str, Any]:
+        secrets = sorted(_SECRET_OPTIONS & set(options))
+        if secrets:
+            raise ValueError(
+                f"{', '.join(secrets)}: credentials never go in a config file; set them in the "
+                "environment (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY for s3://, "
+                "GOOGLE_APPLICATION_CREDENTIALS for gs://)"
+            )
+        return options
+
+    @field_validator("dask_scheduler")
+    @classmethod
+    def _scheduler(cls, address: str | None) -> str | None:
+        if address is not None and "://" not in address:
+            raise ValueError(f"{address!r} is not a scheduler address; write it as tcp://host:8786")
+        return address
+
+
+class ModelSettings(_Strict):
+    """The forecaster's architecture (a ClimaX-style ViT, aircast.model)."""
+
+    patch_size: int = Field(default=2, ge=1, le=16, description="patch edge in grid cells")
+    width: int = Field(default=128, ge=8, description="token width (a multiple of 4 and heads)")
+    depth: int = Field(default=4, ge=1, le=48, description="transformer blocks")
+    heads: int = Field(default=4, ge=1, le=64, description="attention heads")
+    mlp_ratio: float = Field(default=4.0, gt=0)
+    dropout: float = Field(default=0.0, ge=0, lt=1)
+
+    @model_validator(mode="after")
+    def _divisible(self) -> ModelSettings:
+        if self.width % self.heads or self.width % 4:
+            raise ValueError(
+                f"model.width = {self.width} must be a multiple of model.heads = {self.heads} "
+                "and of 4 (2-D position embedding)"
+            )
+        return self
+
+
+class LossSettings(_Strict):
+    """Latitude-weighted MAE on weather + frequency-weighted MAE on pollutants."""
+
+    weighting: Literal["ens", "inverse_log", "inverse_sqrt", "none"] = Field(
+        default="ens", description="fMAE scheme; 'none' is plain MAE (the ablation)"
+    )
+    beta: float | None = Field(
+        default=None, gt=0, lt=1, description="β of 'ens'; default 1 - 1/N (no saturation)"
+    )
+    weather_weight: float = Field(default=1.0, ge=0)
+    pollutant_weight: float = Field(default=1.0, ge=0)
+
+
+class TrainingSettings(_Strict):
+    """How the forecaster is trained (aircast.training)."""
+
+    lead_hours: list[int] = Field(
+        default_factory=lambda: list(range(3, 25, 3)),
+        description="leads predicted directly (multiples of 3 h); longer leads roll out",
+    )
+    max_lead_hours: int = Field(default=72, ge=3, le=120, description="rollout horizon")
+    pollutants_only: bool = Field(
+        default=False, description="single-task ablation: predict pollutants only"
+    )
+    batch_size: int = Field(default=8, ge=1)
+    epochs: int = Field(default=10, ge=1)
+    learning_rate: float = Field(default=5e-4, gt=0)
+    weight_decay: float = Field(default=0.05, ge=0)
+    warmup_steps: int = Field(default=50, ge=0)
+    grad_clip: float = Field(default=1.0, gt=0)
+    num_workers: int = Field(default=2, ge=0, description="DataLoader worker processes")
+    in_memory: bool = Field(default=False, description="load the store's periods into memory")
+    checkpoint_every_steps: int = Field(default=200, ge=1)
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    loss: LossSettings = Field(default_factory=LossSettings)
+
+    @field_validator("lead_hours")
+    @classmethod
+    def _three_hourly(cls, leads: list[int]) -> list[int]:
+        bad = [h for h in leads if h <= 0 or h % 3]
+        if bad or not leads:
+            raise ValueError(
+                f"{bad or leads} : leads must be positive multiples of 3 h (the store's step)"
+            )
+        return sorted(set(leads))
+
+
 class AirCastConfig(_Strict):
     """A whole AirCast recipe."""
 
@@ -314,7 +452,10 @@ class AirCastConfig(_Strict):
     datastores: DataStores = Field(default_factory=DataStores)
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
+    model: ModelSettings = Field(default_factory=ModelSettings)
+    training: TrainingSettings = Field(default_factory=TrainingSettings)
     paths: Paths = Field(default_factory=Paths)
+    store: StoreSettings = Field(default_factory=StoreSettings)
 
     @model_validator(mode="after")
     def _grid_fits_region(self) -> AirCastConfig:
@@ -353,6 +494,13 @@ class AirCastConfig(_Strict):
                 f"{lo}..{hi} ({limits}); move the periods inside {lo}..{hi}"
             )
         return self
+
+    @property
+    def store_url(self) -> str:
+        """The training store's URL or local path (``store.url``, else paths.root/store.zarr)."""
+        if self.store.url is not None:
+            return self.store.url
+        return str(self.paths.root / "store.zarr")
 
     @property
     def lat_lon_shape(self) -> tuple[int, int]:

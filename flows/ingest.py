@@ -62,17 +62,15 @@ from prefect.futures import PrefectFuture, as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.annotations import quote
 
-from aircast.config import AirCastConfig, DataStores, load_config
+from aircast.config import AirCastConfig, load_config
 from aircast.errors import DataStoreError
 from aircast.sandbox.runtime import datastore_endpoints
 from aircast.sources.cache import RawCache
-from aircast.sources.datastore import Endpoint, Secret, Store, resolve_endpoint
-from aircast.sources.fetch import FetchReport, FetchResult
+from aircast.sources.datastore import Endpoint, Secret, Store, mask_secrets_in
+from aircast.sources.fetch import FetchReport, FetchResult, is_cached
 from aircast.sources.ingest import (
     Source,
     fetch_one,
-    is_cached,
-    mask_keys_in,
     parse_range,
     plan,
     raw_cache,
@@ -173,20 +171,8 @@ def store_endpoint(config: AirCastConfig, store: Store) -> Iterator[Endpoint]:
 
     Only this store's key is looked up: an ERA5 ingestion must not fail for want of an ADS key.
     """
-    settings = config.datastores.cds if store == "cds" else config.datastores.ads
-    if settings.is_sandbox:
-        # both stores on one sandbox: the other store's real settings are not needed here
-        sandboxed = config.model_copy(update={"datastores": DataStores()})
-        with datastore_endpoints(sandboxed, key_resolver=secret_block_key) as endpoints:
-            yield endpoints[store]
-        return
-    yield resolve_endpoint(
-        store,
-        settings.url,
-        key_env=settings.key_env,
-        key_file=settings.key_file,
-        key_resolver=secret_block_key,
-    )
+    with datastore_endpoints(config, key_resolver=secret_block_key, stores=(store,)) as found:
+        yield found[store]
 
 
 @dataclass(frozen=True)
@@ -270,7 +256,7 @@ def _ingest(
 ) -> dict[str, Any]:
     """The body of every ingest flow; see the module docstring."""
     logger = get_run_logger()
-    mask_keys_in(*_LOGGERS)
+    mask_secrets_in(*_LOGGERS)
     # everything a person can get wrong is checked before the first request is sent
     first, last = parse_range(start, end)
     config = load_config(config_path)

@@ -16,17 +16,30 @@ from aircast.sources.datastore import Endpoint, KeyResolver, Secret, Store, reso
 
 @contextmanager
 def datastore_endpoints(
-    config: AirCastConfig, *, key_resolver: KeyResolver | None = None
+    config: AirCastConfig,
+    *,
+    key_resolver: KeyResolver | None = None,
+    stores: tuple[Store, ...] = ("cds", "ads"),
 ) -> Iterator[dict[str, Endpoint]]:
-    """The recipe's two endpoints (``cds``, ``ads``), with a sandbox running if needed.
+    """The recipe's endpoints, with a sandbox running if one of them needs it.
+
+    Parameters
+    ----------
+    stores
+        Which stores to resolve: only their keys are looked up, so an ERA5-only run needs no
+        ADS key.
 
     Yields
     ------
     dict
-        ``{"cds": Endpoint, "ads": Endpoint}``.
+        ``{"cds": Endpoint, "ads": Endpoint}`` (the requested stores).
     """
+    settings_of: dict[Store, DataStore] = {
+        "cds": config.datastores.cds,
+        "ads": config.datastores.ads,
+    }
     server = None
-    if any(s.is_sandbox for s in (config.datastores.cds, config.datastores.ads)):
+    if any(settings_of[s].is_sandbox for s in stores):
         from aircast.sandbox.server import SandboxServer
 
         sb = config.sandbox
@@ -35,11 +48,8 @@ def datastore_endpoints(
         ).start()
     try:
         endpoints: dict[str, Endpoint] = {}
-        pairs: tuple[tuple[Store, DataStore], ...] = (
-            ("cds", config.datastores.cds),
-            ("ads", config.datastores.ads),
-        )
-        for store, settings in pairs:
+        for store in stores:
+            settings = settings_of[store]
             if settings.is_sandbox:
                 assert server is not None
                 endpoints[store] = Endpoint(store, server.url, Secret(server.key))

@@ -26,6 +26,7 @@ import hashlib
 import json
 import os
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -63,6 +64,13 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_key ON events (key);
 """
+
+
+#: Partial downloads being written by this process right now. ``clean_tmp`` removes parts of
+#: dead processes and stale parts of this one (a pid can come back: containers often give
+#: every run the same pid), but never one that another thread of this process is writing.
+_WRITING: set[Path] = set()
+_WRITING_LOCK = threading.Lock()
 
 
 def _now() -> str:
@@ -291,6 +299,20 @@ class RawCache:
     def tmp_path(self, req: SourceRequest) -> Path:
         return self.root / "tmp" / f"{req.key}.{os.getpid()}.part"
 
+    @contextmanager
+    def writing(self, req: SourceRequest) -> Iterator[Path]:
+        """The request's partial-download path, kept from :meth:`clean_tmp` while in use and
+        removed afterwards unless it was installed (so no half-written file outlives a call)."""
+        tmp = self.tmp_path(req)
+        with _WRITING_LOCK:
+            _WRITING.add(tmp)
+        try:
+            yield tmp
+        finally:
+            tmp.unlink(missing_ok=True)
+            with _WRITING_LOCK:
+                _WRITING.discard(tmp)
+
     def clean_tmp(self) -> int:
         """Remove partial downloads left by killed runs; return how many."""
         removed = 0
@@ -298,6 +320,9 @@ class RawCache:
             pid = part.suffixes[-2].lstrip(".") if len(part.suffixes) >= 2 else ""
             if pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
                 continue  # another live process is downloading it
+            with _WRITING_LOCK:
+                if part in _WRITING:
+                    continue  # another thread of this process is downloading it
             part.unlink(missing_ok=True)
             removed += 1
         return removed

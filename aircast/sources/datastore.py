@@ -94,9 +94,37 @@ class _MaskSecrets(logging.Filter):
 _MASK = _MaskSecrets()
 
 
+#: Loggers that records are created on. A logger's filters see only its own records, not its
+#: children's, so the modules that actually log are named, not just their packages: the mask
+#: then holds for handlers added after the endpoint was made (logging set up later, an
+#: orchestrator's handlers). ``legacy_client`` logs the key itself at DEBUG when a client is
+#: built; ``quiet=True`` keeps that line below WARNING, but only while no other thread restores
+#: that logger's level at the same moment, which ``LoggingContext`` does.
+_MASKED_LOGGERS = (
+    "",
+    "cdsapi",
+    "cdsapi.api",
+    "ecmwf",
+    "ecmwf.datastores",
+    "ecmwf.datastores.legacy_client",
+    "ecmwf.datastores.processing",
+    "ecmwf.datastores.client",
+    "ecmwf.datastores.catalogue",
+    "multiurl",
+    "multiurl.base",
+    "multiurl.http",
+    "multiurl.retry",
+    "urllib3",
+    "urllib3.connectionpool",
+    "aircast",
+    "aircast.sources.datastore",
+    "aircast.sources.fetch",
+)
+
+
 def _install_mask() -> None:
     """Attach the mask to the root handlers and to the client libraries' loggers."""
-    for name in ("", "cdsapi", "ecmwf", "ecmwf.datastores", "multiurl", "urllib3", "aircast"):
+    for name in _MASKED_LOGGERS:
         logger = logging.getLogger(name)
         if _MASK not in logger.filters:
             logger.addFilter(_MASK)
@@ -105,13 +133,33 @@ def _install_mask() -> None:
                 handler.addFilter(_MASK)
 
 
+def mask_secrets_in(*logger_names: str) -> None:
+    """Mask every data-store key in what these loggers (and their handlers) emit.
+
+    The seam masks the root handlers and the client libraries' loggers; an orchestrator has
+    handlers of its own (Prefect's ``prefect.flow_runs`` and ``prefect.task_runs`` send records
+    to its API), which it adds here. Idempotent.
+    """
+    for name in logger_names:
+        logger = logging.getLogger(name)
+        for target in (logger, *logger.handlers):
+            if _MASK not in target.filters:
+                target.addFilter(_MASK)
+
+
 @dataclass(frozen=True)
 class Endpoint:
-    """Where one store lives and the key that opens it."""
+    """Where one store lives and the key that opens it.
+
+    ``key_source`` says where the key was found (``environment variable AIRCAST_CDS_KEY
+    (datastores.cds.key_env)``), never what it is, so that a refused key is reported with the
+    place to fix it.
+    """
 
     store: Store
     url: str
     key: Secret = field(repr=False)
+    key_source: str = ""
 
     def __post_init__(self) -> None:
         _MASK.add(self.key.reveal())
@@ -160,13 +208,16 @@ def resolve_endpoint(
     """
     env = os.environ if environ is None else environ
     key: Secret | None = key_resolver(store) if key_resolver is not None else None
+    source = "the key resolver (e.g. a Prefect Secret block)"
     looked = []
     if key is None and key_env:
         looked.append(f"environment variable {key_env}")
+        source = f"the environment variable {key_env} (datastores.{store}.key_env)"
         if env.get(key_env):
             key = Secret(env[key_env])
     if key is None and key_file is not None:
         looked.append(f"key file {key_file}")
+        source = f"the key file {key_file} (datastores.{store}.key_file)"
         key = read_key_file(key_file)
     if key is None:
         where = ", ".join(looked) or "nowhere (no key_env or key_file configured)"
@@ -175,7 +226,7 @@ def resolve_endpoint(
             f"datastores.{store}.key_env in the config and export that variable with your key "
             "from the store's profile page"
         )
-    return Endpoint(store, url.rstrip("/"), key)
+    return Endpoint(store, url.rstrip("/"), key, key_source=source)
 
 
 @dataclass(frozen=True)
@@ -282,33 +333,69 @@ def _translated(endpoint: Endpoint, doing: str) -> Iterator[None]:
         raise translated from None
 
 
+#: What to do about a job the store failed or rejected: its own message says which case it is.
+_JOB_FAILED_FIX = (
+    "the store's message says why: if it has no data for some dates, leave those dates out of "
+    "the range; if it asks to retry or wait, run the ingestion again later (finished requests "
+    "are kept)"
+)
+_HTTP_STATUS_LINE = re.compile(r"^\d{3} (Client|Server) Error: .*$")
+
+
 def _translate(exc: Exception, endpoint: Endpoint, doing: str) -> Exception:
     where = f"{endpoint.store.upper()} at {endpoint.url}"
     text = _mask(str(exc), endpoint.key)
     if isinstance(exc, requests.HTTPError) and exc.response is not None:
         code = exc.response.status_code
         if code in (401, 403):
-            return DataStoreError(
-                f"{where} refused the key while {doing} ({code}): {text}; check the key in "
-                "the variable named by key_env and that the dataset's licence is accepted on "
-                "the store's website"
+            source = endpoint.key_source or f"the key of datastores.{endpoint.store}"
+            return KeyRefusedError(
+                f"{where} refused the key from {source} while {doing} ({code}): {text}; put "
+                "a valid key there (it is on your profile page of the store's website) and "
+                "check that the dataset's licence is accepted there"
             )
         if code == 404 and doing.startswith("job"):
             return JobNotFoundError(f"{where} does not know {doing}: {text}")
         if code in (408, 429) or code >= 500:
             return TransientDataStoreError(f"{where} kept failing while {doing}: {text}")
+        if code == 400 and doing.startswith("job"):
+            # the results of a failed or rejected job are a 400 that carries the store's
+            # message (the client raises it before its own ProcessingFailedError)
+            return DataStoreError(
+                f"{where}: {doing} failed on the store: {_store_words(text)}; {_JOB_FAILED_FIX}"
+            )
         return DataStoreError(f"{where} rejected {doing} ({code}): {text}")
     if isinstance(exc, ProcessingFailedError):
-        return DataStoreError(f"{where}: {doing} failed on the store: {text}")
+        if "'dismissed'" in text or "'deleted'" in text:
+            # deleted on the store's website while we were away: it is gone, ask again
+            return JobNotFoundError(f"{where}: {doing} was deleted on the store: {text}")
+        return DataStoreError(f"{where}: {doing} failed on the store: {text}; {_JOB_FAILED_FIX}")
     if isinstance(exc, requests.ConnectionError):
-        return TransientDataStoreError(f"{where}: the store is unreachable while {doing}: {text}")
+        return StoreUnreachableError(
+            f"{where}: the store is unreachable while {doing}: {text}; check "
+            f"datastores.{endpoint.store}.url and the network"
+        )
     if isinstance(exc, (DownloadError, requests.Timeout, requests.exceptions.ChunkedEncodingError)):
         return TransientDataStoreError(f"{where}: the transfer broke off while {doing}: {text}")
     return exc
 
 
+def _store_words(text: str) -> str:
+    """The store's message without the client's ``400 Client Error: … for url: …`` line."""
+    first, sep, rest = text.partition("\n")
+    return rest.strip() if sep and _HTTP_STATUS_LINE.match(first) else text
+
+
 class JobNotFoundError(DataStoreError):
     """The store no longer knows a request id (expired or deleted job): submit again."""
+
+
+class KeyRefusedError(DataStoreError):
+    """The store refused the key: no request to that store can succeed until it is fixed."""
+
+
+class StoreUnreachableError(TransientDataStoreError):
+    """The store could not be reached at all (after the client's own retries)."""
 
 
 def _mask(text: str, key: Secret) -> str:

@@ -10,16 +10,23 @@ limit).
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from aircast.errors import CorruptFileError, DataStoreError, TransientDataStoreError
-from aircast.sources.cache import RawCache, sha256_of
-from aircast.sources.datastore import DataStoreClient, JobNotFoundError
+from aircast.sources.cache import ManifestEntry, RawCache, sha256_of
+from aircast.sources.datastore import (
+    DataStoreClient,
+    JobNotFoundError,
+    KeyRefusedError,
+    StoreUnreachableError,
+)
 from aircast.sources.requests import SourceRequest
 
 LOG = logging.getLogger(__name__)
@@ -38,6 +45,9 @@ class FetchResult:
     retries: int = 0
     quarantined: int = 0
     error: str | None = None
+    #: The store itself could not be used (unreachable, or it refused the key): every other
+    #: request to it would fail the same way, so :func:`fetch_all` stops sending to it.
+    store_unusable: bool = False
 
 
 @dataclass
@@ -94,6 +104,35 @@ def _backoff(attempt: int, sleep_max: float) -> float:
     return float(min(sleep_max, 0.5 * 2**attempt))
 
 
+#: One lock per (cache, request) in this process: two tasks asking for the same request at once
+#: (two Prefect flows in one worker, a plan that lists a request twice) would otherwise both
+#: submit it and both write the same ``tmp/<key>.<pid>.part``; the second now waits and reuses.
+_IN_FLIGHT: dict[tuple[str, str], threading.Lock] = {}
+_IN_FLIGHT_GUARD = threading.Lock()
+
+
+@contextmanager
+def _exclusive(cache: RawCache, key: str) -> Iterator[None]:
+    ident = (str(cache.root.resolve()), key)
+    with _IN_FLIGHT_GUARD:
+        lock = _IN_FLIGHT.setdefault(ident, threading.Lock())
+    with lock:
+        yield
+
+
+def is_cached(cache: RawCache, req: SourceRequest) -> bool:
+    """Whether ``req`` is complete in the cache, so fetching it will not talk to its store.
+
+    A cheap look (manifest row and file size) that lets an orchestrator skip taking a store's
+    concurrency slot for work that is already done; :func:`fetch_request` still decides.
+    """
+    entry = cache.lookup(req.key)
+    if entry is None or entry.status != "complete":
+        return False
+    existing = cache.existing_file(req)
+    return existing is not None and entry.size == existing.stat().st_size
+
+
 def fetch_request(
     req: SourceRequest,
     cache: RawCache,
@@ -109,15 +148,26 @@ def fetch_request(
     failed day does not stop a backfill of a hundred. A request already complete in the cache
     is never sent again; one submitted by an earlier (killed) run is resumed by its request id.
     """
+    with _exclusive(cache, req.key):
+        return _fetch_request(
+            req, cache, client, verify=verify, download_tries=download_tries, sleep_max=sleep_max
+        )
+
+
+def _fetch_request(
+    req: SourceRequest,
+    cache: RawCache,
+    client: DataStoreClient,
+    *,
+    verify: Verifier,
+    download_tries: int,
+    sleep_max: float,
+) -> FetchResult:
+    if is_cached(cache, req):
+        return FetchResult(req, "reused", cache.existing_file(req))
     entry = cache.lookup(req.key)
     existing = cache.existing_file(req)
     if existing is not None:
-        if (
-            entry is not None
-            and entry.status == "complete"
-            and entry.size == existing.stat().st_size
-        ):
-            return FetchResult(req, "reused", existing)
         # a file at its final name was verified before the rename: adopt it (a kill came
         # between the rename and the manifest row), after checking it once more
         try:
@@ -134,10 +184,38 @@ def fetch_request(
             )
             return FetchResult(req, "recovered", existing)
 
+    # a download that failed or broke off leaves its partial file: it is removed when the call
+    # ends (the cache holds no half-written file once a run is over), and no other thread's
+    # clean_tmp removes it while it is being written
+    with cache.writing(req) as tmp:
+        return _fetch_fresh(
+            req,
+            cache,
+            client,
+            entry,
+            tmp,
+            verify=verify,
+            download_tries=download_tries,
+            sleep_max=sleep_max,
+        )
+
+
+def _fetch_fresh(
+    req: SourceRequest,
+    cache: RawCache,
+    client: DataStoreClient,
+    entry: ManifestEntry | None,
+    tmp: Path,
+    *,
+    verify: Verifier,
+    download_tries: int,
+    sleep_max: float,
+) -> FetchResult:
     request_id = entry.request_id if entry is not None and entry.status == "submitted" else None
     resumed = request_id is not None
     retries = quarantined = 0
     last_error = ""
+    unusable = False
     for attempt in range(download_tries):
         try:
             if request_id is None:
@@ -145,7 +223,6 @@ def fetch_request(
                 cache.record_submitted(req, request_id)
             elif resumed and attempt == 0:
                 cache.record_event(req.key, "resumed", request_id)
-            tmp = cache.tmp_path(req)
             tmp.unlink(missing_ok=True)
             cache.record_download(req.key)
             client.download(request_id, tmp)
@@ -159,22 +236,28 @@ def fetch_request(
         except CorruptFileError as exc:
             # a damaged result belongs to its job: downloading the same job again returns the
             # same bytes, so set the file aside and ask the store for a new job
-            cache.quarantine(req, tmp, str(exc))
+            target = cache.quarantine(req, tmp, str(exc))
             quarantined += 1
             retries += 1
-            request_id, last_error = None, str(exc)
+            request_id, last_error = None, _damage(exc, target)
             time.sleep(_backoff(attempt, sleep_max))
             continue
         except TransientDataStoreError as exc:
             cache.record_event(req.key, "retry", str(exc))
             retries += 1
             last_error = str(exc)
+            unusable = isinstance(exc, StoreUnreachableError)
             time.sleep(_backoff(attempt, sleep_max))
             continue
         except DataStoreError as exc:
             cache.record_failed(req, str(exc))
             return FetchResult(
-                req, "failed", retries=retries, quarantined=quarantined, error=str(exc)
+                req,
+                "failed",
+                retries=retries,
+                quarantined=quarantined,
+                error=str(exc),
+                store_unusable=isinstance(exc, KeyRefusedError),
             )
         final = cache.path_for(req, suffix=_suffix_of(tmp, req))
         size = tmp.stat().st_size
@@ -182,12 +265,36 @@ def fetch_request(
         cache.install(tmp, final)
         cache.record_complete(req, final, digest, size, request_id)
         return FetchResult(req, "fetched", final, retries=retries, quarantined=quarantined)
-    message = (
-        f"gave up after {download_tries} tries: {last_error}; run the ingestion again "
-        "later (finished requests are kept), or raise ingest.download_tries"
-    )
+    if quarantined:
+        # the usual advice (try again later) holds, but the operator should know that the
+        # store sent bad files, and where they are kept for a look
+        message = (
+            f"gave up after {download_tries} tries: {quarantined} download(s) were damaged or "
+            f"did not match the request and were moved to {cache.root / 'quarantine'} (last: "
+            f"{last_error}); run the ingestion again later (finished requests are kept), and "
+            "report the request to the store if it keeps failing"
+        )
+    else:
+        message = (
+            f"gave up after {download_tries} tries: {last_error}; run the ingestion again "
+            "later (finished requests are kept), or raise ingest.download_tries"
+        )
     cache.record_failed(req, message)
-    return FetchResult(req, "failed", retries=retries, quarantined=quarantined, error=message)
+    return FetchResult(
+        req,
+        "failed",
+        retries=retries,
+        quarantined=quarantined,
+        error=message,
+        store_unusable=unusable,
+    )
+
+
+def _damage(exc: CorruptFileError, quarantined: Path) -> str:
+    """The problem of a damaged download, naming where it now lies (not its temporary name,
+    and without the error's generic "delete it and fetch again": that was done already)."""
+    text = str(exc).replace(exc.path, quarantined.name)
+    return text.split("; the whole file is rejected")[0]
 
 
 def _suffix_of(path: Path, req: SourceRequest) -> str:
@@ -210,6 +317,11 @@ def fetch_all(
 ) -> FetchReport:
     """Fetch many requests, at most ``max_concurrent`` in flight per store.
 
+    The stores are fetched from side by side. A store found unusable by one request (it
+    cannot be reached after all retries, or it refuses the key) is not sent the requests that
+    had not started yet: they come back ``failed`` with a short "not sent" error and leave no
+    manifest row, so the next run sends them as if for the first time.
+
     Parameters
     ----------
     progress
@@ -223,23 +335,42 @@ def fetch_all(
     for req in requests:
         by_store.setdefault(req.store, []).append(req)
     total = len(requests)
+    # a store found unusable (down, or refusing the key) by one request is not asked again in
+    # this run: with the default patience each further request would spend many minutes
+    # failing the same way, and print the same error
+    unusable: dict[str, FetchResult] = {}
+    guard = threading.Lock()
+
+    def one(store: str, req: SourceRequest) -> FetchResult:
+        with guard:
+            first = unusable.get(store)
+        if first is not None:
+            return FetchResult(
+                req,
+                "failed",
+                error=f"not sent: {store.upper()} could not be used for "
+                f"{first.request.label} (see its error); nothing was recorded for this request",
+            )
+        result = fetch_request(
+            req,
+            cache,
+            clients[store],
+            verify=verify,
+            download_tries=download_tries,
+            sleep_max=sleep_max,
+        )
+        if result.store_unusable:
+            with guard:
+                unusable.setdefault(store, result)
+        return result
+
     pools = {
         store: ThreadPoolExecutor(max_workers=max_concurrent, thread_name_prefix=f"fetch-{store}")
         for store in by_store
     }
     try:
         futures = [
-            pools[store].submit(
-                fetch_request,
-                req,
-                cache,
-                clients[store],
-                verify=verify,
-                download_tries=download_tries,
-                sleep_max=sleep_max,
-            )
-            for store, reqs in by_store.items()
-            for req in reqs
+            pools[store].submit(one, store, req) for store, reqs in by_store.items() for req in reqs
         ]
         for future in as_completed(futures):
             result = future.result()

@@ -18,7 +18,7 @@ from aircast.config import AirCastConfig
 from aircast.errors import AirCastError
 from aircast.sources.cache import RawCache
 from aircast.sources.cams import eac4_requests, forecast_requests
-from aircast.sources.datastore import _MASK, DataStoreClient, Endpoint, RetryPolicy
+from aircast.sources.datastore import DataStoreClient, Endpoint, RetryPolicy
 from aircast.sources.decode import verify_product
 from aircast.sources.era5 import era5_requests
 from aircast.sources.fetch import FetchReport, FetchResult, fetch_all, fetch_request
@@ -101,19 +101,6 @@ def verifier(path: Path, req: SourceRequest) -> None:
     verify_product(path, req.parsed())
 
 
-def is_cached(cache: RawCache, req: SourceRequest) -> bool:
-    """Whether ``req`` is complete in the cache, so fetching it will not talk to its store.
-
-    A cheap look (manifest row and file size) that lets an orchestrator skip taking a store's
-    concurrency slot for work that is already done; :func:`fetch_request` still decides.
-    """
-    entry = cache.lookup(req.key)
-    if entry is None or entry.status != "complete":
-        return False
-    existing = cache.existing_file(req)
-    return existing is not None and entry.size == existing.stat().st_size
-
-
 def fetch_one(
     config: AirCastConfig, req: SourceRequest, endpoint: Endpoint, cache: RawCache
 ) -> FetchResult:
@@ -131,20 +118,6 @@ def fetch_one(
         download_tries=config.ingest.download_tries,
         sleep_max=config.ingest.sleep_max,
     )
-
-
-def mask_keys_in(*logger_names: str) -> None:
-    """Mask every data-store key in what these loggers' handlers emit.
-
-    :mod:`aircast.sources.datastore` masks the root handlers and the client libraries'
-    loggers; an orchestrator has handlers of its own (Prefect's ``prefect.flow_runs`` and
-    ``prefect.task_runs`` send records to its API), which its flows add here. Idempotent.
-    """
-    for name in logger_names:
-        logger = logging.getLogger(name)
-        for target in (logger, *logger.handlers):
-            if _MASK not in target.filters:
-                target.addFilter(_MASK)
 
 
 def ingest(

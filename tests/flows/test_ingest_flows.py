@@ -343,9 +343,9 @@ def test_a_key_logged_by_mistake_is_masked_in_prefect(
 
     @flow
     def careless() -> None:
-        from aircast.sources.ingest import mask_keys_in
+        from aircast.sources.datastore import mask_secrets_in
 
-        mask_keys_in("prefect.flow_runs", "prefect.task_runs")
+        mask_secrets_in("prefect.flow_runs", "prefect.task_runs")
         with store_endpoint(load_config(recipe), "cds") as endpoint:
             get_run_logger().info("the key is %s", endpoint.key.reveal())
 

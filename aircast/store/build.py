@@ -1,0 +1,1395 @@
+"""Building the training store: staged, resumable, idempotent, and extended day by day.
+
+Stages (each safe to rerun; the contract is in :mod:`aircast.store.schema`):
+
+``init_store``
+    Creates the group with the whole time axis of the recipe's periods (NaN, no chunks) and
+    every piece of metadata. Rerun on the same recipe it changes nothing; a store of another
+    recipe or schema version at the URL is refused and left as it is.
+``load_part``
+    A part is ``store.part_days`` consecutive days of the recipe. It reads their raw files
+    (through the manifest), decodes, regrids conservatively onto the target grid, aligns to
+    the three-hourly axis by timestamp, stacks the channels in config order and writes its
+    own time region of ``fields``; then it writes its mergeable training statistics to
+    ``build/part-NNNN``. Parts touch disjoint chunks, so they run in any order and in
+    parallel; a rerun (or a rerun after a kill) writes the same bytes.
+``finalise_store``
+    Merges the parts' statistics in part order (so the order the parts ran in does not
+    matter), writes statistics, histograms and ``missing_times``, marks the store complete.
+``verify_store``
+    Every time has data or is listed missing; statistics are finite and consistent; channel
+    metadata agree with the vocabulary.
+``extend_store``
+    Appends days after the store's end: resizes the time dimension and writes only the new
+    chunks. Statistics stay those of the training period.
+
+A day that the data stores did not deliver (its requests are ``failed`` in the manifest, or
+``complete`` but the file is gone) becomes a NaN slot without a chunk, listed in
+``missing_times`` and left out of the statistics. A time is missing when *any* channel lacks
+it: a failed precipitation request of day D also takes 00 UTC of D + 1, whose three-hour
+amount needs the last two hours of D. A day that was never ingested at all is an error, not
+a missing day: silently building holes because an ingestion was forgotten would be worse.
+
+The store holds no timestamps or other run-dependent values, so two builds of the same
+recipe from the same raw cache are byte-identical, whatever the order and parallelism.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import time
+import uuid
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+import zarr
+from zarr.codecs import BloscCodec, BloscShuffle, ZstdCodec
+
+from aircast.align.grid import GridError, TargetGrid, regrid_conservative
+from aircast.align.time import STEP_HOURS, align_time, axis_times, covered_times
+from aircast.config import TRAINING_SOURCE, AirCastConfig
+from aircast.sources.cache import ManifestEntry, RawCache
+from aircast.sources.decode import decode_product
+from aircast.sources.ingest import Source, plan, raw_cache
+from aircast.sources.requests import SourceRequest
+from aircast.store import location
+from aircast.store.schema import (
+    BUILD_GROUP,
+    CHANNEL,
+    FIELDS,
+    HIST_BIN,
+    HIST_COUNTS,
+    HIST_EDGE,
+    HIST_EDGES_LOG,
+    HIST_EDGES_NORMALISED,
+    LATITUDE,
+    LONGITUDE,
+    MISSING,
+    MISSING_CHUNK,
+    MISSING_TIMES,
+    NO_LEVEL,
+    POLLUTANT,
+    SCHEMA_VERSION,
+    STORE_KIND,
+    TIME,
+    TIME_ATTRS,
+    TIME_CHUNK,
+    RecipeMismatchError,
+    SchemaError,
+    StoreError,
+    StoreIncompleteError,
+    array,
+    check_store,
+    decode_times,
+    encode_times,
+    iso_hour,
+    read_array,
+    recipe_differences,
+    recipe_fingerprint,
+    recipe_of,
+)
+from aircast.store.stats import HIST_BINS, Moments, PartStatistics, histogram_edges, log_scale
+from aircast.vocab import ERA5_PRESSURE, ERA5_SINGLE, Channel, LevelType, Role
+
+LOG = logging.getLogger(__name__)
+
+TRAINING_SOURCES: tuple[Source, ...] = ("era5", "eac4")
+STEPS_PER_DAY = 24 // STEP_HOURS
+
+#: ``fields`` chunks: Blosc-zstd with byte shuffle (float32 fields compress ~2× better
+#: shuffled); deterministic, so equal values give equal bytes.
+_FIELDS_CODEC = BloscCodec(cname="zstd", clevel=5, shuffle=BloscShuffle.shuffle, typesize=4)
+_SMALL_CODEC = ZstdCodec(level=3)
+
+Progress = Callable[[str], None]
+
+
+class NotIngestedError(StoreError):
+    """Raw inputs that the build needs and that were never (or not yet) ingested."""
+
+
+class StoreBuildError(StoreError):
+    """Delivered data that cannot go into the store (non-finite values, no training data)."""
+
+
+class VerificationError(StoreError):
+    """A store that fails :func:`verify_store`; the message lists every problem."""
+
+
+# ---------------------------------------------------------------------------------------------
+# What a config asks of its store
+
+
+def _source_dataset(channel: Channel) -> str:
+    """The dataset a channel's training values come from."""
+    if channel.spec.role is Role.WEATHER:
+        return ERA5_PRESSURE if channel.spec.level_type is LevelType.PRESSURE else ERA5_SINGLE
+    return TRAINING_SOURCE[channel.spec.role][0]
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Everything the stages derive from a config, computed in one place.
+
+    Attributes
+    ----------
+    channels
+        In store order (weather, pollutants, static).
+    sources
+        The dataset each channel comes from, same order.
+    first_day, last_day
+        The recipe's span (first and last day over all periods).
+    positive
+        Indices of the ``positive`` channels; ``offsets`` their log offsets, shape (P,).
+    pollutants
+        Indices of the pollutant channels; ``edges`` their histogram edges, shape
+        (n_pollutants, HIST_BINS + 1).
+    """
+
+    config: AirCastConfig
+    url: str
+    storage_options: Mapping[str, Any]
+    channels: tuple[Channel, ...]
+    sources: tuple[str, ...]
+    grid: TargetGrid
+    first_day: dt.date
+    last_day: dt.date
+    part_days: int
+    recipe: Mapping[str, Any]
+    fingerprint: str
+    positive: tuple[int, ...]
+    offsets: np.ndarray
+    pollutants: tuple[int, ...]
+    edges: np.ndarray
+
+    @classmethod
+    def from_config(cls, config: AirCastConfig) -> Layout:
+        channels = tuple(config.variables.channels())
+        first, last = config.periods.span()
+        positive = tuple(i for i, c in enumerate(channels) if c.spec.positive)
+        offsets = np.array(
+            [_scale(channels[i]).offset for i in positive], dtype=np.float64
+        ).reshape(-1)
+        pollutants = tuple(i for i, c in enumerate(channels) if c.spec.role is Role.POLLUTANT)
+        edges = np.array([histogram_edges(channels[i]) for i in pollutants], np.float64).reshape(
+            len(pollutants), HIST_BINS + 1
+        )
+        recipe = recipe_of(config)
+        return cls(
+            config=config,
+            url=config.store_url,
+            storage_options=dict(config.store.storage_options),
+            channels=channels,
+            sources=tuple(_source_dataset(c) for c in channels),
+            grid=TargetGrid.from_config(config),
+            first_day=first,
+            last_day=last,
+            part_days=config.store.part_days,
+            recipe=recipe,
+            fingerprint=recipe_fingerprint(recipe),
+            positive=positive,
+            offsets=offsets,
+            pollutants=pollutants,
+            edges=edges,
+        )
+
+    @property
+    def n_parts(self) -> int:
+        days = (self.last_day - self.first_day).days + 1
+        return int(-(-days // self.part_days))
+
+    def part_range(self, index: int) -> tuple[dt.date, dt.date]:
+        """First and last day of part ``index``."""
+        if not 0 <= index < self.n_parts:
+            raise StoreError(
+                f"part {index} does not exist: the recipe's {self.first_day}..{self.last_day} "
+                f"makes parts 0..{self.n_parts - 1} of {self.part_days} days"
+            )
+        first = self.first_day + dt.timedelta(days=index * self.part_days)
+        last = min(first + dt.timedelta(days=self.part_days - 1), self.last_day)
+        return first, last
+
+    def time_index(self, day: dt.date) -> int:
+        """Index on the store's time axis of 00 UTC of ``day``."""
+        return int((day - self.first_day).days * STEPS_PER_DAY)
+
+    def training(self, times: np.ndarray) -> np.ndarray:
+        """Which ``times`` fall in the training period, bool, shape (n,)."""
+        train = self.config.periods.train
+        start = np.datetime64(train.start.isoformat(), "ns")
+        end = np.datetime64((train.end + dt.timedelta(days=1)).isoformat(), "ns")
+        mask: np.ndarray = (times >= start) & (times < end)
+        return mask
+
+
+def _scale(channel: Channel) -> Any:
+    scale = log_scale(channel)
+    assert scale is not None
+    return scale
+
+
+# ---------------------------------------------------------------------------------------------
+# Raw inputs: which files a range of days needs, and whether the stores delivered them
+
+Lookup = Callable[[str], ManifestEntry | None]
+
+
+@dataclass(frozen=True)
+class _Input:
+    """One request the build reads: its file, or None when the store did not deliver it."""
+
+    request: SourceRequest
+    path: Path | None
+    status: str
+    sha256: str | None
+    note: str = ""
+
+
+def _requests(layout: Layout, first: dt.date, last: dt.date) -> list[SourceRequest]:
+    """The raw requests behind days ``first``..``last``, static fields excepted."""
+    out: list[SourceRequest] = []
+    for source in TRAINING_SOURCES:
+        out.extend(r for r in plan(layout.config, source, first, last) if r.group != "static")
+    return out
+
+
+def _static_request(layout: Layout, cache: RawCache, lookup: Lookup) -> SourceRequest | None:
+    """The request holding the static fields: the one for the recipe's first day, or else
+    the earliest complete one for the same fields and area (ingested in another batch)."""
+    wanted = [
+        r
+        for r in plan(layout.config, "era5", layout.first_day, layout.first_day)
+        if r.group == "static"
+    ]
+    if not wanted:
+        return None
+    request = wanted[0]
+    entry = lookup(request.key)
+    if entry is not None and entry.status == "complete" and cache.existing_file(request):
+        return request
+    undated = _undated(request.request)
+    for other in cache.entries("complete"):
+        if (
+            other.dataset == request.dataset
+            and other.group == "static"
+            and _undated(other.request) == undated
+        ):
+            candidate = SourceRequest(other.dataset, other.request, other.day, other.group)
+            if cache.existing_file(candidate):
+                return candidate
+    if entry is None:
+        _explain_absent(layout, cache, [request])  # another area cached is a GridError
+    raise NotIngestedError(
+        f"the static fields ({', '.join(request.parsed().variables)}) are not in the raw cache "
+        f"{cache.root}: ingest them with `aircast ingest CONFIG --start {layout.first_day} "
+        f"--end {layout.first_day} --source era5`"
+    )
+
+
+def _undated(request: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in request.items() if k not in {"year", "month", "day", "date"}}
+
+
+def _inputs(
+    layout: Layout, cache: RawCache, first: dt.date, last: dt.date, lookup: Lookup | None = None
+) -> list[_Input]:
+    """Every raw input of days ``first``..``last`` (static fields first) and its state.
+
+    Raises
+    ------
+    GridError
+        When the cache holds these days for another area (another region or grid).
+    NotIngestedError
+        When some were never ingested, or are still being fetched.
+    """
+    lookup = lookup or cache.lookup
+    requests = _requests(layout, first, last)
+    static = _static_request(layout, cache, lookup)
+    if static is not None:
+        requests.insert(0, static)
+    inputs: list[_Input] = []
+    absent: list[SourceRequest] = []
+    in_flight: list[SourceRequest] = []
+    for request in requests:
+        entry = lookup(request.key)
+        if entry is None:
+            absent.append(request)
+        elif entry.status == "submitted":
+            in_flight.append(request)
+        elif entry.status == "failed":
+            inputs.append(_Input(request, None, "failed", None, entry.error or "failed"))
+        else:
+            path = cache.existing_file(request)
+            note = "" if path else "manifest says complete but the file is gone"
+            status = "complete" if path else "absent"
+            inputs.append(_Input(request, path, status, entry.sha256 if path else None, note))
+    if absent:
+        _explain_absent(layout, cache, absent)
+    if in_flight:
+        raise NotIngestedError(
+            f"{len(in_flight)} raw requests ({_labels(in_flight)}) were submitted but are not "
+            "complete yet: let the running ingestion finish, or rerun `aircast ingest` for "
+            "those days to resume them"
+        )
+    return inputs
+
+
+def _labels(requests: Sequence[SourceRequest], limit: int = 4) -> str:
+    shown = ", ".join(r.label for r in requests[:limit])
+    return shown + (f" and {len(requests) - limit} more" if len(requests) > limit else "")
+
+
+def _explain_absent(layout: Layout, cache: RawCache, absent: list[SourceRequest]) -> None:
+    """Raise the clearest error for requests the manifest has never seen."""
+    by_slot: dict[tuple[str, dt.date, str], ManifestEntry] = {}
+    for entry in cache.entries():
+        by_slot.setdefault((entry.dataset, entry.day, entry.group), entry)
+    for request in absent:
+        other = by_slot.get((request.dataset, request.day, request.group))
+        if other is None:
+            continue
+        theirs, ours = other.request.get("area"), request.request.get("area")
+        if theirs != ours:
+            raise GridError(
+                f"the raw cache {cache.root} holds {request.label} for area {theirs} "
+                "(north, west, south, east), but this recipe's region "
+                f"{layout.config.region.as_area()} at {layout.config.grid.resolution}° needs "
+                f"area {ours}: the data were ingested for another region or grid; ingest again "
+                "with this config (`aircast ingest`), or set paths.root to this recipe's cache"
+            )
+        diff = "; ".join(recipe_differences(_undated(other.request), _undated(request.request)))
+        diff = diff.replace("the store has", "cached").replace("the config has", "needed")
+        raise NotIngestedError(
+            f"the raw cache {cache.root} holds {request.label} for another request ({diff}): "
+            "the variables or format changed since ingestion; ingest again with this config"
+        )
+    days = sorted({r.day for r in absent})
+    raise NotIngestedError(
+        f"{len(absent)} raw requests ({_labels(absent)}) were never ingested into {cache.root}: "
+        f"run `aircast ingest CONFIG --start {days[0]} --end {days[-1]}` first"
+    )
+
+
+def _digest(inputs: Sequence[_Input]) -> str:
+    """sha256 over the inputs' keys, states and file hashes: a part is current while it holds."""
+    text = "\n".join(
+        f"{i.request.key} {i.status} {i.sha256 or '-'}"
+        for i in sorted(inputs, key=lambda i: i.request.key)
+    )
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading days: decode → regrid → align → stack
+
+
+@dataclass(frozen=True)
+class _Loaded:
+    """Aligned fields of a range of days.
+
+    Attributes
+    ----------
+    times
+        datetime64[ns], shape (n,).
+    values
+        float32, shape (n, n_channels, n_lat, n_lon), NaN at missing times.
+    missing
+        bool, shape (n,).
+    notes
+        Why inputs were missing (for the log).
+    digest
+        :func:`_digest` of the inputs.
+    """
+
+    times: np.ndarray
+    values: np.ndarray
+    missing: np.ndarray
+    notes: tuple[str, ...]
+    digest: str
+
+
+def _load_days(layout: Layout, first: dt.date, last: dt.date) -> _Loaded:
+    """Read, regrid and align the raw inputs of days ``first``..``last``."""
+    times = axis_times(first, last)
+    cache = raw_cache(layout.config)
+    inputs = _inputs(layout, cache, first, last)
+    pieces: dict[tuple[str, str], list[xr.DataArray]] = {}
+    for item in inputs:
+        if item.path is None:
+            continue
+        decoded = decode_product(item.path, item.request.parsed())
+        # each file is regridded on its own, so a day's values never depend on which other
+        # days share its part (parts of any length give the same bytes)
+        regridded = regrid_conservative(decoded, layout.grid)
+        for name in regridded.data_vars:
+            pieces.setdefault((item.request.dataset, str(name)), []).append(regridded[name])
+    n_lat, n_lon = layout.grid.shape
+    values = np.full((times.size, len(layout.channels), n_lat, n_lon), np.nan, np.float32)
+    available = np.ones(times.size, dtype=bool)
+    per_channel: list[xr.Dataset] = []
+    for channel, source in zip(layout.channels, layout.sources, strict=True):
+        found = pieces.get((source, channel.variable), [])
+        if not found:
+            available[:] = False
+            per_channel.append(xr.Dataset())
+            continue
+        da = xr.concat(found, dim="time") if len(found) > 1 else found[0]
+        da = da.sortby("time")
+        if channel.level is not None:
+            da = da.sel(level=channel.level, drop=True)
+        single = xr.Dataset({channel.variable: da})
+        available &= covered_times(single, times)
+        per_channel.append(single)
+    if available.any():
+        for index, (channel, single) in enumerate(zip(layout.channels, per_channel, strict=True)):
+            aligned = align_time(single, times[available])[channel.variable]
+            values[available, index] = aligned.transpose("time", "latitude", "longitude").values
+        _require_finite(layout, times[available], values[available])
+    notes = tuple(f"{i.request.label}: {i.note}" for i in inputs if i.path is None)
+    return _Loaded(times, values, ~available, notes, _digest(inputs))
+
+
+def _require_finite(layout: Layout, times: np.ndarray, values: np.ndarray) -> None:
+    bad = ~np.isfinite(values)
+    if not bad.any():
+        return
+    t, c = (int(i[0]) for i in np.nonzero(bad.any(axis=(2, 3))))
+    raise StoreBuildError(
+        f"channel {layout.channels[c].name} at {iso_hour(times[t])} has "
+        f"{int(bad[t, c].sum())} non-finite values after regridding although its input was "
+        "delivered; the raw file holds gaps: check it with aircast.sources.decode, delete it "
+        "from the raw cache and ingest that day again"
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Opening a store and checking it belongs to the config
+
+
+def _open(layout: Layout, mode: str = "r+", *, pending_extension: bool = False) -> zarr.Group:
+    store = location.zarr_store(layout.url, layout.storage_options, read_only=mode == "r")
+    if not location.has_zarr_group(store):
+        raise StoreError(
+            f"there is no training store at {layout.url}: create it with init_store "
+            "(`aircast store build CONFIG` runs every stage)"
+        )
+    group = zarr.open_group(store, mode=mode, use_consolidated=False)  # type: ignore[arg-type]
+    _check_identity(group, layout)
+    attrs = check_store(group, allow_pending_extension=pending_extension)
+    if attrs["state"] == "initialising":
+        raise StoreIncompleteError(
+            f"the store at {layout.url} was not fully initialised (interrupted): run init_store "
+            "(or `aircast store build CONFIG`) again"
+        )
+    if attrs["part_days"] != layout.part_days:
+        raise StoreError(
+            f"the store at {layout.url} was started with store.part_days = {attrs['part_days']}, "
+            f"the config says {layout.part_days}; set store.part_days: {attrs['part_days']} to "
+            "go on building it (parts must keep their days)"
+        )
+    return group
+
+
+def _check_identity(group: zarr.Group, layout: Layout) -> None:
+    """Refuse a store of another kind, schema version or recipe (changing nothing)."""
+    attrs: dict[str, Any] = dict(group.attrs)
+    if attrs.get("aircast_store") != STORE_KIND or attrs.get("schema_version") != SCHEMA_VERSION:
+        check_store(group)  # raises its SchemaError naming the problem
+    if attrs.get("recipe_fingerprint") != layout.fingerprint:
+        diff = recipe_differences(attrs.get("recipe", {}), layout.recipe)
+        shown = "\n".join(f"  - {d}" for d in diff) or "  - (the recipe attribute is damaged)"
+        raise RecipeMismatchError(
+            f"the store at {layout.url} was built from another recipe (fingerprint "
+            f"{str(attrs.get('recipe_fingerprint'))[:12]}…, this config's is "
+            f"{layout.fingerprint[:12]}…):\n{shown}\nset store.url to a new location for this "
+            "recipe, or delete the old store if it is no longer needed. Nothing was changed."
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# init
+
+
+def _time_axis(times: np.ndarray) -> dict[str, Any]:
+    return {
+        "start": iso_hour(times[0]),
+        "end": iso_hour(times[-1]),
+        "step_hours": STEP_HOURS,
+        "n_times": int(times.size),
+    }
+
+
+def _root_attrs(layout: Layout, times: np.ndarray, state: str) -> dict[str, Any]:
+    grid = layout.grid
+    north, west, south, east = grid.cell_bounds()
+    train = layout.config.periods.train
+    attrs: dict[str, Any] = {
+        "aircast_store": STORE_KIND,
+        "schema_version": SCHEMA_VERSION,
+        "title": "AirCast training store",
+        "conventions": "CF-1.10 (coordinates and time encoding)",
+        "recipe": dict(layout.recipe),
+        "recipe_fingerprint": layout.fingerprint,
+        "grid": {
+            "resolution": grid.resolution,
+            "n_lat": grid.shape[0],
+            "n_lon": grid.shape[1],
+            "first_latitude": float(grid.latitudes[0]),
+            "last_latitude": float(grid.latitudes[-1]),
+            "first_longitude": float(grid.longitudes[0]),
+            "last_longitude": float(grid.longitudes[-1]),
+            "cell_bounds": {"north": north, "west": west, "south": south, "east": east},
+            "regridding": "conservative (xarray-regrid), area-weighted",
+        },
+        "time_axis": _time_axis(times),
+        "recipe_days": {"first": layout.first_day.isoformat(), "last": layout.last_day.isoformat()},
+        "part_days": layout.part_days,
+        "n_parts": layout.n_parts,
+        "statistics": {
+            "period": {"start": train.start.isoformat(), "end": train.end.isoformat()},
+            "over": "every grid cell of every non-missing time of the training period, unweighted",
+            "std": "population standard deviation (ddof 0)",
+            "log_transform": "log(max(x, 0) + channel_log_offset) for positive channels",
+            "merge": "per part float64 count/mean/M2, merged in part order (Chan et al.)",
+            "histogram": f"{HIST_BINS} uniform log-space bins between fixed edges, plus "
+            "underflow (bin 0) and overflow (last bin)",
+        },
+        "state": state,
+    }
+    return attrs
+
+
+def _create_array(
+    group: zarr.Group,
+    name: str,
+    data: np.ndarray | None,
+    dims: tuple[str, ...],
+    *,
+    shape: tuple[int, ...] | None = None,
+    dtype: Any = None,
+    chunks: tuple[int, ...] | None = None,
+    fill_value: Any = None,
+    attrs: Mapping[str, Any] | None = None,
+    codec: Any = _SMALL_CODEC,
+) -> zarr.Array:
+    shape = shape if shape is not None else (data.shape if data is not None else ())
+    dtype = dtype if dtype is not None else (data.dtype if data is not None else None)
+    is_str = dtype is str
+    array = group.create_array(
+        name,
+        shape=shape,
+        dtype=dtype,
+        chunks=chunks if chunks is not None else tuple(max(1, s) for s in shape),
+        fill_value=fill_value,
+        dimension_names=dims,
+        attributes=dict(attrs or {}),
+        compressors=None if is_str else codec,
+        overwrite=True,
+    )
+    if data is not None and data.size:
+        array[...] = data
+    return array
+
+
+def init_store(config: AirCastConfig) -> None:
+    """Create the store for ``config`` (idempotent).
+
+    Raises
+    ------
+    RecipeMismatchError
+        When a store of another recipe exists at the URL (nothing is changed).
+    SchemaError
+        When something else, or another schema version, is there (nothing is changed).
+    """
+    layout = Layout.from_config(config)
+    store = location.zarr_store(layout.url, layout.storage_options)
+    if location.has_zarr_group(store):
+        group = zarr.open_group(store, mode="r", use_consolidated=False)  # type: ignore[arg-type]
+        _check_identity(group, layout)
+        if group.attrs.get("state") != "initialising":
+            check_store(group, allow_pending_extension=True)
+            return  # the same recipe is already there: change nothing
+        LOG.info("finishing the interrupted initialisation of %s", layout.url)
+    elif location.exists(layout.url, layout.storage_options):
+        raise SchemaError(
+            f"{layout.url} already holds files that are not an AirCast training store; set "
+            "store.url to an empty or new location (nothing was changed)"
+        )
+    times = axis_times(layout.first_day, layout.last_day)
+    # the identity goes first, so an interrupted init is recognised (and finished) by a rerun
+    # of the same recipe and refused by another
+    group = zarr.open_group(
+        store,  # type: ignore[arg-type]
+        mode="w",
+        zarr_format=3,
+        attributes=_root_attrs(layout, times, "initialising"),
+    )
+    _write_coordinates(group, layout, times)
+    group.attrs.update({"state": "building"})
+
+
+def _write_coordinates(group: zarr.Group, layout: Layout, times: np.ndarray) -> None:
+    channels, grid = layout.channels, layout.grid
+    n_c, (n_lat, n_lon) = len(channels), grid.shape
+    _create_array(
+        group,
+        TIME,
+        encode_times(times),
+        (TIME,),
+        chunks=(TIME_CHUNK,),
+        attrs={**TIME_ATTRS, "axis": "T"},
+    )
+    _create_array(group, CHANNEL, np.array([c.name for c in channels]), (CHANNEL,), dtype=str)
+    _create_array(
+        group,
+        LATITUDE,
+        grid.latitudes.astype(np.float64),
+        (LATITUDE,),
+        attrs={"units": "degrees_north", "standard_name": "latitude", "axis": "Y"},
+    )
+    _create_array(
+        group,
+        LONGITUDE,
+        grid.longitudes.astype(np.float64),
+        (LONGITUDE,),
+        attrs={"units": "degrees_east", "standard_name": "longitude", "axis": "X"},
+    )
+    meta: dict[str, tuple[np.ndarray, Any, str]] = {
+        "channel_variable": (np.array([c.variable for c in channels]), str, "vocabulary variable"),
+        "channel_level": (
+            np.array([NO_LEVEL if c.level is None else c.level for c in channels], np.int32),
+            None,
+            f"pressure level in hPa; {NO_LEVEL} for a single-level variable",
+        ),
+        "channel_units": (np.array([c.spec.units for c in channels]), str, "units of fields"),
+        "channel_long_name": (np.array([c.spec.long_name for c in channels]), str, "long name"),
+        "channel_role": (np.array([c.spec.role.value for c in channels]), str, "model role"),
+        "channel_source": (np.array(layout.sources), str, "dataset the values come from"),
+        "channel_positive": (
+            np.array([c.spec.positive for c in channels], bool),
+            None,
+            "physically non-negative: log-transformed and clamped at zero by the model",
+        ),
+        "channel_time_kind": (
+            np.array([c.spec.time_kind.value for c in channels]),
+            str,
+            "instant; accumulated over the 3 hours ending at the time; constant",
+        ),
+        "channel_log_offset": (
+            np.array(
+                [_scale(c).offset if c.spec.positive else np.nan for c in channels], np.float64
+            ),
+            None,
+            "offset of the log transform log(max(x, 0) + offset); NaN if not positive",
+        ),
+    }
+    for name, (data, dtype, description) in meta.items():
+        _create_array(
+            group, name, data, (CHANNEL,), dtype=dtype, attrs={"description": description}
+        )
+    pollutant_names = np.array([channels[i].name for i in layout.pollutants])
+    _create_array(group, POLLUTANT, pollutant_names, (POLLUTANT,), dtype=str)
+    n_p = len(layout.pollutants)
+    hist_attrs = {"bins": "bin 0: underflow; 1..N: [e[i-1], e[i]); N+1: overflow"}
+    _create_array(
+        group,
+        HIST_EDGES_LOG,
+        layout.edges,
+        (POLLUTANT, HIST_EDGE),
+        attrs={"description": "fixed edges of log(max(x, 0) + channel_log_offset)"},
+    )
+    _create_array(
+        group,
+        HIST_EDGES_NORMALISED,
+        None,
+        (POLLUTANT, HIST_EDGE),
+        shape=(n_p, HIST_BINS + 1),
+        dtype=np.float64,
+        fill_value=np.nan,
+        attrs={"description": "(hist_edges_log - stat_log_mean) / stat_log_std"},
+    )
+    _create_array(
+        group,
+        HIST_COUNTS,
+        None,
+        (POLLUTANT, HIST_BIN),
+        shape=(n_p, HIST_BINS + 2),
+        dtype=np.int64,
+        fill_value=0,
+        attrs={"description": "training-period counts", **hist_attrs},
+    )
+    for name, dtype, fill, description in (
+        ("stat_count", np.int64, 0, "values in the training statistics"),
+        ("stat_mean", np.float64, np.nan, "training-period mean"),
+        ("stat_std", np.float64, np.nan, "training-period standard deviation (ddof 0)"),
+        ("stat_log_count", np.int64, 0, "values in the log-space statistics"),
+        ("stat_log_mean", np.float64, np.nan, "training-period mean of the log transform"),
+        ("stat_log_std", np.float64, np.nan, "training-period std of the log transform"),
+    ):
+        _create_array(
+            group,
+            name,
+            None,
+            (CHANNEL,),
+            shape=(n_c,),
+            dtype=dtype,
+            fill_value=fill,
+            attrs={"description": description},
+        )
+    _create_array(
+        group,
+        MISSING_TIMES,
+        None,
+        (MISSING,),
+        shape=(0,),
+        dtype=np.int64,
+        chunks=(MISSING_CHUNK,),
+        fill_value=0,
+        attrs={**TIME_ATTRS, "description": "times of the axis without data"},
+    )
+    _create_array(
+        group,
+        FIELDS,
+        None,
+        (TIME, CHANNEL, LATITUDE, LONGITUDE),
+        shape=(times.size, n_c, n_lat, n_lon),
+        dtype=np.float32,
+        chunks=(1, n_c, n_lat, n_lon),
+        fill_value=np.nan,
+        attrs={
+            "long_name": "AirCast training fields (units per channel: channel_units)",
+            "coordinates": " ".join(
+                [
+                    "channel_variable",
+                    "channel_level",
+                    "channel_units",
+                    "channel_long_name",
+                    "channel_role",
+                    "channel_source",
+                    "channel_positive",
+                    "channel_time_kind",
+                    "channel_log_offset",
+                ]
+            ),
+        },
+        codec=_FIELDS_CODEC,
+    )
+    group.require_group(BUILD_GROUP)
+
+
+# ---------------------------------------------------------------------------------------------
+# load a part
+
+
+@dataclass(frozen=True)
+class PartResult:
+    """What :func:`load_part` did (returned to the caller; nothing of it enters the store)."""
+
+    index: int
+    first_day: dt.date
+    last_day: dt.date
+    n_times: int
+    n_missing: int
+    notes: tuple[str, ...]
+    seconds: float
+
+
+def part_name(index: int) -> str:
+    """The part's group path inside the store."""
+    return f"{BUILD_GROUP}/part-{index:04d}"
+
+
+def load_part(config: AirCastConfig, part_index: int) -> PartResult:
+    """Load part ``part_index`` (days ``part_days × index`` … of the recipe) into the store.
+
+    Idempotent: a rerun, or a rerun after a kill at any moment, leaves the same bytes.
+
+    Raises
+    ------
+    NotIngestedError, GridError
+        Before anything is written, when the raw inputs are not there or do not fit.
+    """
+    started = time.perf_counter()
+    layout = Layout.from_config(config)
+    group = _open(layout)
+    first, last = layout.part_range(part_index)
+    # all reading and computing happens before the first write, so a bad input changes nothing
+    loaded = _load_days(layout, first, last)
+    train = layout.training(loaded.times) & ~loaded.missing
+    stats = PartStatistics.from_fields(
+        loaded.values[train], layout.positive, layout.offsets, layout.pollutants, layout.edges
+    )
+    if group.attrs.get("state") == "complete":
+        group.attrs.update({"state": "building"})  # the statistics must be merged again
+    name = part_name(part_index)
+    part = zarr.open_group(
+        group.store,  # type: ignore[arg-type]
+        path=name,
+        mode="w",
+        attributes=_part_attrs(part_index, first, last, loaded, complete=False),
+        use_consolidated=False,
+    )
+    start = layout.time_index(first)
+    stop = start + loaded.times.size
+    location.remove_partial_writes(
+        layout.url, [f"{FIELDS}/c/{t}" for t in range(start, stop)] + [name]
+    )
+    array(group, FIELDS)[start:stop] = loaded.values
+    _write_part_stats(part, stats, loaded)
+    part.attrs.update({"complete": True})  # last: a part is complete only once all is written
+    LOG.info("part %d (%s..%s): %d missing times", part_index, first, last, loaded.missing.sum())
+    return PartResult(
+        part_index,
+        first,
+        last,
+        int(loaded.times.size),
+        int(loaded.missing.sum()),
+        loaded.notes,
+        time.perf_counter() - started,
+    )
+
+
+def _part_attrs(
+    index: int, first: dt.date, last: dt.date, loaded: _Loaded, *, complete: bool
+) -> dict[str, Any]:
+    return {
+        "part_index": index,
+        "first_day": first.isoformat(),
+        "last_day": last.isoformat(),
+        "n_times": int(loaded.times.size),
+        "n_missing": int(loaded.missing.sum()),
+        "inputs_digest": loaded.digest,
+        "complete": complete,
+    }
+
+
+def _write_part_stats(part: zarr.Group, stats: PartStatistics, loaded: _Loaded) -> None:
+    for prefix, moments, dim in (("lin", stats.linear, CHANNEL), ("log", stats.log, "positive")):
+        _create_array(part, f"{prefix}_count", moments.count, (dim,))
+        _create_array(part, f"{prefix}_mean", moments.mean, (dim,))
+        _create_array(part, f"{prefix}_m2", moments.m2, (dim,))
+    _create_array(part, HIST_COUNTS, stats.hist_counts, (POLLUTANT, HIST_BIN))
+    missing = encode_times(loaded.times[loaded.missing])
+    _create_array(part, MISSING_TIMES, missing, (MISSING,), shape=missing.shape, dtype=np.int64)
+
+
+def _read_part(group: zarr.Group, index: int) -> tuple[PartStatistics, np.ndarray]:
+    part = group[part_name(index)]
+    assert isinstance(part, zarr.Group)
+
+    def read(name: str) -> np.ndarray:
+        return read_array(part, name)
+
+    stats = PartStatistics(
+        Moments(read("lin_count"), read("lin_mean"), read("lin_m2")),
+        Moments(read("log_count"), read("log_mean"), read("log_m2")),
+        read(HIST_COUNTS),
+    )
+    return stats, read(MISSING_TIMES)
+
+
+def _part_state(group: zarr.Group, layout: Layout, index: int) -> dict[str, Any] | None:
+    """The attributes of a complete part whose days match the layout, else None."""
+    try:
+        part = group[part_name(index)]
+    except KeyError:
+        return None
+    attrs = dict(part.attrs)
+    first, last = layout.part_range(index)
+    if (
+        attrs.get("complete") is not True
+        or attrs.get("first_day") != first.isoformat()
+        or attrs.get("last_day") != last.isoformat()
+    ):
+        return None
+    return attrs
+
+
+# ---------------------------------------------------------------------------------------------
+# finalise
+
+
+@dataclass(frozen=True)
+class FinaliseResult:
+    """What :func:`finalise_store` wrote."""
+
+    n_missing: int
+    training_values: int
+
+
+def finalise_store(config: AirCastConfig) -> FinaliseResult:
+    """Merge the parts' statistics (in part order), write them and ``missing_times``, and
+    mark the store complete (idempotent).
+
+    Raises
+    ------
+    StoreIncompleteError
+        Naming the parts that are not loaded yet (or were interrupted).
+    StoreBuildError
+        When a channel has no training values at all.
+    """
+    layout = Layout.from_config(config)
+    group = _open(layout)
+    not_done = [i for i in range(layout.n_parts) if _part_state(group, layout, i) is None]
+    if not_done:
+        raise StoreIncompleteError(
+            f"parts {_ranges(not_done)} of {layout.n_parts} are not loaded (or were "
+            "interrupted): run load_part for them, or `aircast store build CONFIG`, which "
+            "resumes where it stopped"
+        )
+    merged = PartStatistics.empty(
+        len(layout.channels), len(layout.positive), len(layout.pollutants)
+    )
+    missing_parts: list[np.ndarray] = []
+    for index in range(layout.n_parts):
+        stats, missing = _read_part(group, index)
+        merged = merged.merge(stats)
+        missing_parts.append(missing)
+    empty = [layout.channels[i].name for i in np.flatnonzero(merged.linear.count == 0)]
+    if empty:
+        raise StoreBuildError(
+            f"no training values for {', '.join(empty)}: every time of the training period "
+            f"{layout.config.periods.train.start}..{layout.config.periods.train.end} is missing; "
+            "ingest those days again (see missing_times of the parts) and rebuild"
+        )
+    _write_statistics(group, layout, merged)
+    # the days an extension appended keep their missing times (they belong to no part)
+    recipe_end = encode_times(axis_times(layout.last_day, layout.last_day))[-1]
+    current = read_array(group, MISSING_TIMES)
+    missing = np.concatenate([*missing_parts, current[current > recipe_end]]).astype(np.int64)
+    _write_missing(group, np.unique(missing))
+    group.attrs.update({"state": "complete"})
+    location.remove_partial_writes(layout.url, ["."])
+    _consolidate(layout)
+    return FinaliseResult(int(missing.size), int(merged.linear.count.sum()))
+
+
+def _ranges(indices: Sequence[int]) -> str:
+    out: list[str] = []
+    for i in indices:
+        if out and out[-1].split("..")[-1] == str(i - 1):
+            out[-1] = f"{out[-1].split('..')[0]}..{i}"
+        else:
+            out.append(str(i))
+    return ", ".join(out)
+
+
+def _write_statistics(group: zarr.Group, layout: Layout, merged: PartStatistics) -> None:
+    n_c = len(layout.channels)
+    log_count = np.zeros(n_c, np.int64)
+    log_mean = np.full(n_c, np.nan)
+    log_std = np.full(n_c, np.nan)
+    positive = list(layout.positive)
+    log_count[positive] = merged.log.count
+    log_mean[positive] = merged.log.mean_or_nan
+    log_std[positive] = merged.log.std
+    arrays = {
+        "stat_count": merged.linear.count,
+        "stat_mean": merged.linear.mean_or_nan,
+        "stat_std": merged.linear.std,
+        "stat_log_count": log_count,
+        "stat_log_mean": log_mean,
+        "stat_log_std": log_std,
+        HIST_COUNTS: merged.hist_counts,
+    }
+    pollutants = list(layout.pollutants)
+    normalised = (layout.edges - log_mean[pollutants][:, None]) / log_std[pollutants][:, None]
+    arrays[HIST_EDGES_NORMALISED] = normalised
+    for name, data in arrays.items():
+        array(group, name)[...] = data
+
+
+def _write_missing(group: zarr.Group, hours: np.ndarray) -> None:
+    missing = array(group, MISSING_TIMES)
+    missing.resize((hours.size,))
+    if hours.size:
+        missing[...] = hours
+
+
+def _consolidate(layout: Layout) -> None:
+    with warnings.catch_warnings():
+        # zarr warns that consolidated metadata is not yet in the v3 spec; xarray relies on it
+        warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
+        location.consolidate(layout.url, layout.storage_options)
+
+
+# ---------------------------------------------------------------------------------------------
+# verify
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """What :func:`verify_store` checked."""
+
+    n_times: int
+    n_missing: int
+    n_channels: int
+    deep: bool
+
+
+def verify_store(config: AirCastConfig, *, deep: bool = False) -> VerifyResult:
+    """Check a finalised store against its recipe and the contract.
+
+    Every time has a chunk or is listed in ``missing_times`` (never both); statistics are
+    finite and agree with the histograms; channel metadata agree with the vocabulary. With
+    ``deep``, every chunk is read and must be finite.
+
+    Raises
+    ------
+    VerificationError
+        Listing every problem found.
+    """
+    layout = Layout.from_config(config)
+    group = _open(layout, mode="r")
+    attrs: dict[str, Any] = dict(group.attrs)
+    problems: list[str] = []
+    if attrs["state"] != "complete":
+        raise StoreIncompleteError(
+            f"the store at {layout.url} is not finalised (state {attrs['state']!r}): run "
+            "finalise_store, or `aircast store build CONFIG`"
+        )
+    n_times = int(attrs["time_axis"]["n_times"])
+    keys = location.list_keys(group.store, f"{FIELDS}/c/")
+    with_data = np.zeros(n_times, dtype=bool)
+    for key in keys:
+        index = int(key.split("/")[2])
+        if index < n_times:
+            with_data[index] = True
+    first = np.datetime64(attrs["time_axis"]["start"], "h").astype(np.int64)
+    missing_hours = read_array(group, MISSING_TIMES).astype(np.int64)
+    listed = np.zeros(n_times, dtype=bool)
+    offsets = (missing_hours - first) // STEP_HOURS
+    if missing_hours.size and (
+        not np.all(np.diff(missing_hours) > 0)
+        or offsets.min() < 0
+        or offsets.max() >= n_times
+        or np.any((missing_hours - first) % STEP_HOURS)
+    ):
+        problems.append("missing_times is not an ascending subset of the time axis")
+    else:
+        listed[offsets] = True
+    times = decode_times(first + STEP_HOURS * np.arange(n_times))
+    neither = np.flatnonzero(~with_data & ~listed)
+    both = np.flatnonzero(with_data & listed)
+    if neither.size:
+        problems.append(
+            f"{neither.size} times have no data and are not in missing_times "
+            f"({_times_text(times[neither])}): rerun their parts (or extend_store) and finalise"
+        )
+    if both.size:
+        problems.append(
+            f"{both.size} times are in missing_times but have data ({_times_text(times[both])})"
+        )
+    problems.extend(_check_statistics(group, layout))
+    problems.extend(_check_channel_metadata(group, layout))
+    if deep and not problems:
+        fields = array(group, FIELDS)
+        for index in np.flatnonzero(with_data).tolist():
+            chunk = np.asarray(fields[index])
+            if not np.isfinite(chunk).all():
+                problems.append(f"fields at {_times_text(times[[index]])} hold non-finite values")
+    if problems:
+        lines = "\n".join(f"  - {p}" for p in problems)
+        raise VerificationError(f"the store at {layout.url} fails verification:\n{lines}")
+    return VerifyResult(n_times, int(listed.sum()), len(layout.channels), deep)
+
+
+def _times_text(times: np.ndarray, limit: int = 4) -> str:
+    shown = ", ".join(iso_hour(t) for t in times[:limit])
+    return shown + (f" … ({times.size} in all)" if times.size > limit else "")
+
+
+def _check_statistics(group: zarr.Group, layout: Layout) -> list[str]:
+    def read(name: str) -> np.ndarray:
+        return read_array(group, name)
+
+    problems = []
+    names = [c.name for c in layout.channels]
+    for name in ("stat_mean", "stat_std"):
+        bad = [names[i] for i in np.flatnonzero(~np.isfinite(read(name)))]
+        if bad:
+            problems.append(f"{name} is not finite for {', '.join(bad)}")
+    if np.any(read("stat_count") <= 0):
+        problems.append("stat_count is 0 for some channels")
+    positive = list(layout.positive)
+    for name in ("stat_log_mean", "stat_log_std"):
+        values = read(name)
+        bad = [names[i] for i in positive if not np.isfinite(values[i])]
+        if bad:
+            problems.append(f"{name} is not finite for positive channels {', '.join(bad)}")
+    counts = read(HIST_COUNTS)
+    log_count = read("stat_log_count")
+    for j, c in enumerate(layout.pollutants):
+        if counts[j].sum() != log_count[c]:
+            problems.append(
+                f"hist_counts of {names[c]} sum to {counts[j].sum()}, not stat_log_count "
+                f"{log_count[c]}"
+            )
+    if not np.array_equal(read(HIST_EDGES_LOG), layout.edges):
+        problems.append("hist_edges_log are not the fixed edges of aircast.store.stats")
+    log_mean, log_std = read("stat_log_mean"), read("stat_log_std")
+    pol = list(layout.pollutants)
+    expected = (layout.edges - log_mean[pol][:, None]) / log_std[pol][:, None]
+    if not np.allclose(read(HIST_EDGES_NORMALISED), expected, rtol=1e-12, atol=0):
+        problems.append("hist_edges_normalised are not (hist_edges_log - log mean) / log std")
+    return problems
+
+
+def _check_channel_metadata(group: zarr.Group, layout: Layout) -> list[str]:
+    def read(name: str) -> list[Any]:
+        return [v.item() if hasattr(v, "item") else v for v in read_array(group, name)]
+
+    expected: dict[str, list[Any]] = {
+        "channel_variable": [c.variable for c in layout.channels],
+        "channel_level": [NO_LEVEL if c.level is None else c.level for c in layout.channels],
+        "channel_units": [c.spec.units for c in layout.channels],
+        "channel_role": [c.spec.role.value for c in layout.channels],
+        "channel_source": list(layout.sources),
+        "channel_positive": [c.spec.positive for c in layout.channels],
+        "channel_time_kind": [c.spec.time_kind.value for c in layout.channels],
+    }
+    problems = []
+    for name, want in expected.items():
+        have = [str(v) if isinstance(v, str) else v for v in read(name)]
+        if have != want:
+            problems.append(f"{name} is {have}, the vocabulary says {want}")
+    offsets = read_array(group, "channel_log_offset")
+    if not np.array_equal(offsets[list(layout.positive)], layout.offsets):
+        problems.append("channel_log_offset does not match aircast.store.stats.LOG_SCALES")
+    return problems
+
+
+# ---------------------------------------------------------------------------------------------
+# extend
+
+
+@dataclass(frozen=True)
+class ExtendResult:
+    """What :func:`extend_store` appended."""
+
+    first_day: dt.date | None
+    last_day: dt.date | None
+    n_times: int
+    n_missing: int
+
+
+def extend_store(config: AirCastConfig, start: dt.date, end: dt.date) -> ExtendResult:
+    """Append days ``start``..``end`` after the store's last day.
+
+    Days already in the store are skipped (never rewritten); the time dimension grows and
+    only the new chunks are written; statistics stay those of the training period. The
+    declared time axis is updated last and the consolidated metadata after it, so readers see
+    the old store until the new days are all there, and an interrupted extension is finished
+    by running it again.
+
+    Raises
+    ------
+    StoreError
+        When ``start`` leaves a gap after the store's last day.
+    NotIngestedError, GridError
+        When the new days' raw inputs are not there or do not fit.
+    """
+    layout = Layout.from_config(config)
+    group = _open(layout, pending_extension=True)
+    attrs: dict[str, Any] = dict(group.attrs)
+    axis_end = np.datetime64(attrs["time_axis"]["end"], "D").astype(dt.date)
+    first_new = axis_end + dt.timedelta(days=1)
+    if end < start:
+        raise StoreError(f"extension end {end} is before its start {start}; swap them")
+    if start > first_new:
+        raise StoreError(
+            f"the store ends on {axis_end}; extending from {start} would leave a gap: extend "
+            f"from {first_new} (missing days are recorded as missing, not skipped)"
+        )
+    if end < first_new:
+        return ExtendResult(None, None, 0, 0)  # every day is already in the store
+    store_first = np.datetime64(attrs["time_axis"]["start"], "D").astype(dt.date)
+    fields, time_array = array(group, FIELDS), array(group, TIME)
+    new_missing: list[np.ndarray] = []
+    day = first_new
+    while day <= end:
+        last = min(day + dt.timedelta(days=layout.part_days - 1), end)
+        loaded = _load_days(layout, day, last)
+        begin = (day - store_first).days * STEPS_PER_DAY
+        stop = begin + loaded.times.size
+        if fields.shape[0] < stop:
+            fields.resize((stop, *fields.shape[1:]))
+        location.remove_partial_writes(layout.url, [f"{FIELDS}/c/{t}" for t in range(begin, stop)])
+        fields[begin:stop] = loaded.values
+        new_missing.append(encode_times(loaded.times[loaded.missing]))
+        day = last + dt.timedelta(days=1)
+    times = axis_times(store_first, end)
+    time_array.resize((times.size,))
+    time_array[...] = encode_times(times)
+    declared_end = encode_times(axis_times(axis_end, axis_end))[-1]
+    current = read_array(group, MISSING_TIMES)
+    added = np.concatenate(new_missing).astype(np.int64)
+    _write_missing(group, np.unique(np.concatenate([current[current <= declared_end], added])))
+    group.attrs.update({"time_axis": _time_axis(times)})  # the declaration goes last
+    _consolidate(layout)
+    return ExtendResult(
+        first_new, end, int(times.size - int(attrs["time_axis"]["n_times"])), int(added.size)
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# the whole build, serial or on Dask
+
+
+@dataclass
+class BuildResult:
+    """Timings and counts of :func:`build_store` (seconds; for people, not for the store)."""
+
+    url: str
+    n_parts: int
+    loaded: list[int] = field(default_factory=list)
+    skipped: list[int] = field(default_factory=list)
+    n_missing: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)
+    workers: int = 0
+
+
+def _stale_parts(layout: Layout, group: zarr.Group, resume: bool) -> list[int]:
+    """Parts to (re)load: all, or those not complete or whose raw inputs changed since."""
+    if not resume:
+        return list(range(layout.n_parts))
+    cache = raw_cache(layout.config)
+    entries = {e.key: e for e in cache.entries()}
+    todo = []
+    for index in range(layout.n_parts):
+        state = _part_state(group, layout, index)
+        if state is None:
+            todo.append(index)
+            continue
+        first, last = layout.part_range(index)
+        if state.get("inputs_digest") != _digest(_inputs(layout, cache, first, last, entries.get)):
+            todo.append(index)
+    return todo
+
+
+def check_inputs(config: AirCastConfig) -> None:
+    """Check that the raw cache holds (or the stores failed) every input of the recipe.
+
+    Raises
+    ------
+    NotIngestedError, GridError
+        Before any store is created or changed.
+    """
+    layout = Layout.from_config(config)
+    cache = raw_cache(config)
+    entries = {e.key: e for e in cache.entries()}
+    # the whole span at once, so the error names every day that is not there
+    _inputs(layout, cache, layout.first_day, layout.last_day, entries.get)
+
+
+def build_store(
+    config: AirCastConfig,
+    *,
+    parallel: bool = True,
+    resume: bool = True,
+    client: Any = None,
+    progress: Progress | None = None,
+) -> BuildResult:
+    """Run every stage: init → parts (on Dask when ``parallel``) → finalise → verify.
+
+    Parameters
+    ----------
+    config
+        The recipe.
+    parallel
+        Load the parts as Dask tasks: on ``client`` if given, else on the scheduler at
+        ``store.dask_scheduler``, else on a local cluster of ``store.dask_workers``
+        processes. Tasks get the config and a part index, never arrays.
+    resume
+        Skip parts that are complete and whose raw inputs are unchanged.
+    progress
+        Called with one line per event.
+    """
+    say = progress or (lambda message: LOG.info("%s", message))
+    layout = Layout.from_config(config)
+    result = BuildResult(layout.url, layout.n_parts)
+    clock = time.perf_counter()
+    check_inputs(config)
+    init_store(config)
+    group = _open(layout)
+    todo = _stale_parts(layout, group, resume)
+    result.skipped = [i for i in range(layout.n_parts) if i not in todo]
+    result.seconds["init"] = time.perf_counter() - clock
+    say(
+        f"store {layout.url}: {layout.n_parts} parts of {layout.part_days} days; "
+        f"{len(todo)} to load, {len(result.skipped)} already current"
+    )
+    clock = time.perf_counter()
+    if todo and parallel:
+        result.workers = _load_on_dask(config, todo, client, say)
+    else:
+        for done, index in enumerate(todo, 1):
+            part = load_part(config, index)
+            say(_part_line(part, done, len(todo)))
+    result.loaded = list(todo)
+    result.seconds["parts"] = time.perf_counter() - clock
+    clock = time.perf_counter()
+    final = finalise_store(config)
+    result.n_missing = final.n_missing
+    result.seconds["finalise"] = time.perf_counter() - clock
+    clock = time.perf_counter()
+    verify_store(config)
+    result.seconds["verify"] = time.perf_counter() - clock
+    say(f"store complete: {final.n_missing} missing times; verified")
+    return result
+
+
+def _part_line(part: PartResult, done: int, total: int) -> str:
+    missing = f", {part.n_missing} missing times" if part.n_missing else ""
+    return (
+        f"  [{done}/{total}] part {part.index} ({part.first_day}..{part.last_day}) "
+        f"in {part.seconds:.1f} s{missing}"
+    )
+
+
+def _load_on_dask(config: AirCastConfig, todo: list[int], client: Any, say: Progress) -> int:
+    from dask.distributed import Client, LocalCluster, as_completed
+
+    owned: list[Any] = []
+    if client is None:
+        if config.store.dask_scheduler:
+            client = Client(config.store.dask_scheduler)  # type: ignore[no-untyped-call]
+        else:
+            cluster = LocalCluster(  # type: ignore[no-untyped-call]
+                n_workers=config.store.dask_workers,
+                threads_per_worker=1,  # decoding and regridding hold the GIL part of the time
+                processes=True,
+                dashboard_address=":0",  # any free port: 8787 may be taken
+            )
+            owned.append(cluster)
+            client = Client(cluster)  # type: ignore[no-untyped-call]
+        owned.insert(0, client)
+    try:
+        workers = len(client.nthreads())
+        say(f"dask: {workers} workers at {client.scheduler.address}")
+        tag = uuid.uuid4().hex[:8]
+        futures = [
+            client.submit(load_part, config, index, key=f"aircast-load-part-{index:04d}-{tag}")
+            for index in todo
+        ]
+        errors: list[BaseException] = []
+        finished = as_completed(futures)  # type: ignore[no-untyped-call]
+        for done, future in enumerate(finished, 1):
+            try:
+                say(_part_line(future.result(), done, len(todo)))
+            except Exception as exc:  # collect, so one bad part does not hide the others
+                errors.append(exc)
+                say(f"  [{done}/{len(todo)}] failed: {exc}")
+        if errors:
+            raise errors[0]
+        return workers
+    finally:
+        for item in owned:
+            item.close()

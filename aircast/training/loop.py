@@ -1,0 +1,454 @@
+"""The training loop: the same code on a CPU, one GPU, or many (torchrun + DDP).
+
+AdamW with linear warm-up and cosine decay, gradient clipping, bf16 autocast on GPUs that
+support it. A checkpoint is written every ``checkpoint_every_steps`` steps and at the end of
+every epoch (``last.ckpt``), and at the best validation score (``best.ckpt``); a killed run
+resumes from ``last.ckpt`` at the very step it reached, with the same data order (the order
+of each epoch is a function of the seed and the epoch number only).
+
+The validation score is the pollutants' skill against persistence, in physical units, per
+lead time: ``1 - MAE(model) / MAE(persistence)`` for each pollutant and lead, averaged. It is
+unitless, so channels measured in kg m-3 and kg kg-1 never mix, and > 0 means the model beats
+persistence.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader
+
+import aircast
+from aircast.config import AirCastConfig
+from aircast.data.batch import Batch
+from aircast.data.dataset import Channels, StoreSamples
+from aircast.model.forecaster import Forecaster, ModelShape
+from aircast.model.normaliser import Normaliser
+from aircast.store.reader import TrainingStore, open_store
+from aircast.training.checkpoint import (
+    CheckpointMeta,
+    check_compatible,
+    load_checkpoint,
+    save_checkpoint,
+)
+from aircast.training.losses import AirCastLoss, FrequencyWeights, latitude_weights
+
+Log = Callable[[str], None]
+
+
+def checkpoint_dir(config: AirCastConfig) -> Path:
+    return config.paths.root / "checkpoints"
+
+
+def pick_device(setting: str) -> torch.device:
+    if setting == "cuda" or (setting == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            raise RuntimeError("training.device is 'cuda' but no CUDA device is visible")
+        rank = int(os.environ.get("LOCAL_RANK", "0"))
+        return torch.device("cuda", rank)
+    return torch.device("cpu")
+
+
+def normaliser_of(store: TrainingStore, channels: tuple[str, ...]) -> Normaliser:
+    """The store's training statistics for ``channels``, as a module with buffers."""
+    stats = store.statistics
+    idx = [stats.channels.index(c) for c in channels]
+
+    def pick(a: np.ndarray, fill: float) -> torch.Tensor:
+        values = np.asarray(a, dtype="float64")[idx]
+        return torch.from_numpy(np.where(np.isfinite(values), values, fill))
+
+    return Normaliser(
+        channels,
+        pick(stats.mean, 0.0),
+        pick(stats.std, 1.0),
+        pick(stats.log_mean, 0.0),
+        pick(stats.log_std, 1.0),
+        pick(stats.log_offset, 1.0),
+    )
+
+
+def build_model(config: AirCastConfig, store: TrainingStore) -> tuple[Forecaster, Channels]:
+    channels = Channels.of_store(
+        store.channel_names, pollutants_only=config.training.pollutants_only
+    )
+    ds = store.ds
+    grid = (ds.sizes["latitude"], ds.sizes["longitude"])
+    m = config.model
+    shape = ModelShape(m.patch_size, m.width, m.depth, m.heads, m.mlp_ratio, m.dropout)
+    return Forecaster(
+        shape, channels.inputs, channels.targets, grid, normaliser_of(store, channels.inputs)
+    ), channels
+
+
+def build_loss(config: AirCastConfig, store: TrainingStore, model: Forecaster) -> AirCastLoss:
+    lat = torch.from_numpy(np.asarray(store.ds["latitude"].values, dtype="float64"))
+    weights = latitude_weights(lat, config.grid.resolution)
+    frequency = None
+    pollutants = model.pollutant_channels
+    if pollutants and config.training.loss.weighting != "none":
+        hist = store.histograms
+        edges = torch.from_numpy(np.stack([hist[c].edges_normalised for c in pollutants]))
+        counts = torch.from_numpy(np.stack([hist[c].counts for c in pollutants]))
+        frequency = FrequencyWeights(
+            edges, counts, config.training.loss.weighting, config.training.loss.beta
+        )
+    s = config.training.loss
+    return AirCastLoss(
+        weights, len(model.weather_channels), frequency, s.weather_weight, s.pollutant_weight
+    )
+
+
+def lr_lambda(warmup: int, total: int) -> Callable[[int], float]:
+    """Linear warm-up to 1, then cosine decay to 0 at ``total`` steps."""
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, total - warmup)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+    return factor
+
+
+def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
+    """The sample order of an epoch: a function of (seed, epoch) only, so a resumed run sees
+    the same batches as an uninterrupted one."""
+    return np.random.default_rng([seed, epoch]).permutation(n)
+
+
+@dataclass
+class Validation:
+    """Pollutant skill per lead against persistence, physical units."""
+
+    leads: list[int]
+    channels: list[str]
+    mae_model: np.ndarray  # (lead, pollutant)
+    mae_persistence: np.ndarray  # (lead, pollutant)
+
+    @property
+    def skill(self) -> np.ndarray:
+        return 1.0 - self.mae_model / np.maximum(self.mae_persistence, 1e-30)
+
+    @property
+    def score(self) -> float:
+        return float(np.nanmean(self.skill))
+
+    def table(self) -> str:
+        head = "| lead (h) | " + " | ".join(f"{c} skill" for c in self.channels) + " |"
+        rows = [head, "|" + "---|" * (len(self.channels) + 1)]
+        for i, lead in enumerate(self.leads):
+            rows.append(f"| {lead} | " + " | ".join(f"{v:+.3f}" for v in self.skill[i]) + " |")
+        return "\n".join(rows)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "leads": self.leads,
+            "channels": self.channels,
+            "mae_model": self.mae_model.tolist(),
+            "mae_persistence": self.mae_persistence.tolist(),
+            "score": self.score,
+        }
+
+
+@torch.no_grad()
+def validate(
+    model: Forecaster,
+    samples: StoreSamples,
+    device: torch.device,
+    lat_weights: torch.Tensor,
+    batch_size: int,
+) -> Validation:
+    """MAE of model and persistence per lead and pollutant over a period, physical units."""
+    model.eval()
+    pollutants = list(model.pollutant_channels)
+    p_index = [model.target_channels.index(c) for c in pollutants]
+    p_input = model.target_index[p_index].cpu()
+    leads = sorted({int(v) for v in samples.index[:, 2]})
+    sums = np.zeros((len(leads), len(pollutants), 2))
+    weight_sum = np.zeros((len(leads), len(pollutants)))
+    w = lat_weights.to(device).view(1, 1, -1, 1)
+    loader = DataLoader(samples, batch_size=batch_size, shuffle=False, collate_fn=samples.collate)
+    for batch in loader:
+        batch = batch.to(device)
+        assert batch.targets is not None
+        prediction = model(batch)[:, p_index]
+        truth = batch.targets[:, p_index]
+        persistence = batch.inputs[:, p_input.to(device)]
+        finite = torch.isfinite(truth)
+        ww = torch.where(finite, w.expand_as(truth), torch.zeros_like(truth))
+        truth0 = torch.nan_to_num(truth)
+        err_m = ((prediction - truth0).abs() * ww).sum(dim=(2, 3))
+        err_p = ((persistence - truth0).abs() * ww).sum(dim=(2, 3))
+        wsum = ww.sum(dim=(2, 3))
+        for i, lead in enumerate(leads):
+            sel = batch.lead_hours == lead
+            if sel.any():
+                sums[i, :, 0] += err_m[sel].sum(0).cpu().double().numpy()
+                sums[i, :, 1] += err_p[sel].sum(0).cpu().double().numpy()
+                weight_sum[i] += wsum[sel].sum(0).cpu().double().numpy()
+    model.train()
+    denom = np.maximum(weight_sum, 1e-30)
+    return Validation(leads, pollutants, sums[..., 0] / denom, sums[..., 1] / denom)
+
+
+class _NormalisedForward(torch.nn.Module):
+    def __init__(self, model: Forecaster) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(
+        self, z: torch.Tensor, lead: torch.Tensor, hour: torch.Tensor, doy: torch.Tensor
+    ) -> torch.Tensor:
+        return self.model.forward_normalised(z, lead, hour, doy)
+
+
+@dataclass
+class TrainResult:
+    last: Path
+    best: Path | None
+    steps: int
+    epochs: int
+    metrics: Path
+    validation: Validation | None
+    samples_per_second: float
+
+
+def _distributed() -> tuple[int, int]:
+    """(rank, world size); initialises the process group when launched by torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        dist.init_process_group(backend)
+    return (dist.get_rank() if world > 1 else 0), world
+
+
+def _batches(
+    samples: StoreSamples, order: np.ndarray, batch_size: int, start_batch: int, num_workers: int
+) -> Iterator[Batch]:
+    batches = [order[i : i + batch_size].tolist() for i in range(0, len(order), batch_size)]
+    loader = DataLoader(
+        samples,
+        batch_sampler=batches[start_batch:],
+        num_workers=num_workers,
+        collate_fn=samples.collate,
+        persistent_workers=False,
+        pin_memory=torch.cuda.is_available(),
+    )
+    yield from loader
+
+
+def train(
+    config: AirCastConfig,
+    *,
+    url: str | None = None,
+    out_dir: Path | None = None,
+    resume: bool = True,
+    max_steps: int | None = None,
+    log: Log = print,
+    config_source: str = "<config>",
+) -> TrainResult:
+    """Train (or resume training) the recipe's forecaster on its training store.
+
+    Parameters
+    ----------
+    url
+        Training store (default: the recipe's).
+    out_dir
+        Where ``last.ckpt``, ``best.ckpt`` and ``metrics.jsonl`` go.
+    resume
+        Continue from ``out_dir/last.ckpt`` when it exists.
+    max_steps
+        Stop after this many optimiser steps in total (a budget for tests and the demo).
+    """
+    s = config.training
+    rank, world = _distributed()
+    device = pick_device(s.device)
+    torch.manual_seed(s.seed)
+    url = url or config.store_url
+    out_dir = Path(out_dir or checkpoint_dir(config))
+    store = open_store(url, config.store.storage_options or None)
+    model, channels = build_model(config, store)
+    model.to(device)
+    loss_fn = build_loss(config, store, model).to(device)
+    period = config.periods
+    train_samples = StoreSamples(
+        url,
+        (period.train.start, period.train.end),
+        s.lead_hours,
+        channels,
+        in_memory=s.in_memory,
+        storage_options=config.store.storage_options or None,
+    )
+    val_samples = StoreSamples(
+        url,
+        (period.validation.start, period.validation.end),
+        s.lead_hours,
+        channels,
+        in_memory=s.in_memory,
+        storage_options=config.store.storage_options or None,
+    )
+    if len(train_samples) == 0:
+        raise RuntimeError(
+            f"the training period {period.train.start}..{period.train.end} has "
+            f"no samples in {url}: build the store for this recipe first"
+        )
+    steps_per_epoch = math.ceil(len(train_samples) / (s.batch_size * world))
+    total_steps = s.epochs * steps_per_epoch
+    optimiser = torch.optim.AdamW(
+        model.parameters(), lr=s.learning_rate, weight_decay=s.weight_decay
+    )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, lr_lambda(s.warmup_steps, total_steps))
+    step = epoch = start_batch = 0
+    best_score: float | None = None
+    last_path, best_path = out_dir / "last.ckpt", out_dir / "best.ckpt"
+    if resume and last_path.is_file():
+        ckpt = load_checkpoint(last_path, map_location=device)
+        check_compatible(
+            ckpt.meta,
+            store_fingerprint=store.fingerprint,
+            input_channels=channels.inputs,
+            target_channels=channels.targets,
+        )
+        model.load_state_dict(ckpt.model)
+        optimiser.load_state_dict(ckpt.training["optimiser"])
+        scheduler.load_state_dict(ckpt.training["scheduler"])
+        torch.set_rng_state(ckpt.training["torch_rng"].cpu())
+        step, epoch = ckpt.meta.step, ckpt.meta.epoch
+        start_batch = int(ckpt.training["batch_in_epoch"])
+        best_score = ckpt.meta.best_score
+        log(f"resuming from {last_path}: step {step}, epoch {epoch}, batch {start_batch}")
+    # DDP synchronises gradients through its forward, so the step goes through a module whose
+    # forward is the normalised-space forward
+    net: torch.nn.Module = _NormalisedForward(model)
+    if world > 1:
+        net = torch.nn.parallel.DistributedDataParallel(
+            net, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    autocast = device.type == "cuda" and torch.cuda.is_bf16_supported()
+    target_norm = model.target_normaliser()
+    lat_w = loss_fn.lat.view(-1)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    metrics_path = out_dir / "metrics.jsonl"
+    meta_base = dict(
+        recipe=json.loads(config.model_dump_json()),
+        input_channels=channels.inputs,
+        target_channels=channels.targets,
+        grid={
+            "latitudes": store.ds["latitude"].values.tolist(),
+            "longitudes": store.ds["longitude"].values.tolist(),
+            "resolution": config.grid.resolution,
+        },
+        store_fingerprint=store.fingerprint,
+        code_version=aircast.__version__,
+    )
+    extra = {}
+    if loss_fn.frequency is not None:
+        extra = {"fmae_edges": loss_fn.frequency.edges, "fmae_table": loss_fn.frequency.table}
+
+    def save(path: Path, batch_in_epoch: int) -> None:
+        if rank != 0:
+            return
+        meta = CheckpointMeta(
+            **meta_base,
+            step=step,
+            epoch=epoch,  # type: ignore[arg-type]
+            best_score=best_score,
+        )
+        save_checkpoint(
+            path,
+            meta,
+            model.state_dict(),
+            extra,
+            {
+                "optimiser": optimiser.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "torch_rng": torch.get_rng_state(),
+                "batch_in_epoch": batch_in_epoch,
+            },
+        )
+
+    validation: Validation | None = None
+    seen = 0
+    started = time.perf_counter()
+    stop = False
+    while epoch < s.epochs and not stop:
+        order = epoch_order(len(train_samples), s.seed, epoch)[rank::world]
+        running, n_batches = 0.0, 0
+        part_sums: dict[str, float] = {}
+        batch_index = start_batch
+        for batch in _batches(train_samples, order, s.batch_size, start_batch, s.num_workers):
+            batch = batch.to(device, non_blocking=True)
+            assert batch.targets is not None
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+                z_in = model.normaliser.normalise(batch.inputs)
+                z_out = net(z_in, batch.lead_hours, batch.init_hour_of_day, batch.init_day_of_year)
+            loss, parts = loss_fn(z_out.float(), target_norm.normalise(batch.targets))
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), s.grad_clip)
+            optimiser.step()
+            scheduler.step()
+            step += 1
+            batch_index += 1
+            seen += batch.size
+            running += float(loss.detach())
+            for name, value in parts.items():
+                part_sums[name] = part_sums.get(name, 0.0) + value
+            n_batches += 1
+            if step % s.checkpoint_every_steps == 0:
+                save(last_path, batch_index)
+            if max_steps is not None and step >= max_steps:
+                stop = True
+                break
+        if stop and batch_index < steps_per_epoch:
+            save(last_path, batch_index)
+            break
+        epoch += 1
+        start_batch = 0
+        validation = (
+            validate(model, val_samples, device, lat_w, s.batch_size) if len(val_samples) else None
+        )
+        score = validation.score if validation is not None else float("nan")
+        improved = validation is not None and (best_score is None or score > best_score)
+        if improved:
+            best_score = score
+        save(last_path, 0)
+        if improved:
+            save(best_path, 0)
+        record = {
+            "epoch": epoch,
+            "step": step,
+            "train_loss": running / max(1, n_batches),
+            **{f"train_{k}": v / max(1, n_batches) for k, v in part_sums.items()},
+            "lr": scheduler.get_last_lr()[0],
+            "val_score": score,
+            "validation": validation.to_json() if validation else None,
+        }
+        if rank == 0:
+            with open(metrics_path, "a") as f:
+                f.write(json.dumps(record) + "\n")
+            log(
+                f"epoch {epoch}/{s.epochs}  step {step}  loss {record['train_loss']:.4f}  "
+                f"pollutant skill vs persistence {score:+.3f}" + ("  (best)" if improved else "")
+            )
+    elapsed = time.perf_counter() - started
+    return TrainResult(
+        last_path,
+        best_path if best_path.is_file() else None,
+        step,
+        epoch,
+        metrics_path,
+        validation,
+        seen / max(elapsed, 1e-9),
+    )
