@@ -324,3 +324,79 @@ def train_command(
         typer.echo(result.validation.table())
     typer.echo(f"checkpoints: {result.last}" + (f", {result.best}" if result.best else ""))
     typer.echo(f"metrics: {result.metrics}")
+
+
+# ---- aircast evaluate: scorecards and plots (aircast.evaluation) ----------------------------
+
+
+@app.command("evaluate")
+def evaluate_command(
+    checkpoint: Annotated[
+        Path,
+        typer.Argument(metavar="CHECKPOINT", help="a .ckpt, e.g. data/demo/checkpoints/best.ckpt"),
+    ],
+    config_path: Annotated[
+        Path, typer.Option("--config", metavar="CONFIG", help="recipe, e.g. configs/demo.yaml")
+    ],
+    out: Annotated[
+        Path | None,
+        typer.Option(help="output folder (default: paths.root/evaluation/<checkpoint>-<period>)"),
+    ] = None,
+    period: Annotated[str, typer.Option(help="test or validation")] = "test",
+    max_lead_hours: Annotated[
+        int | None, typer.Option(help="rollout horizon (default: training.max_lead_hours)")
+    ] = None,
+    cams: Annotated[
+        bool, typer.Option("--cams/--no-cams", help="fetch and score the CAMS global forecast")
+    ] = True,
+) -> None:
+    """Score a checkpoint against persistence, climatology and the CAMS forecast.
+
+    Forecasts from every 00 UTC initial time of the period, verifies them against the
+    training store and writes a scorecard (Zarr, CSV, markdown) and PNG plots. Exit 2 for a
+    missing checkpoint, one trained on another store, or a period without initial times.
+    """
+    from aircast.config import load_config
+    from aircast.evaluation.scorecard import PERIODS, EvaluationError, beats, evaluate, skill_table
+
+    try:
+        if period not in PERIODS:
+            raise EvaluationError(f"--period {period!r}: choose one of {', '.join(PERIODS)}")
+        config = load_config(config_path)
+        result = evaluate(
+            checkpoint,
+            config,
+            period=period,  # type: ignore[arg-type]  # checked against PERIODS above
+            max_lead_hours=max_lead_hours,
+            out_dir=out,
+            cams=cams,
+            log=typer.echo,
+        )
+    except AirCastError as exc:
+        raise _fail(exc) from None
+    ds = result.scorecard
+    typer.echo("")
+    typer.echo(skill_table(ds))
+    typer.echo("")
+    for variable in ("pm2p5", "pm10"):
+        if variable not in ds["variable"].values.tolist():
+            continue
+        for baseline in ("persistence", "climatology", "cams_forecast"):
+            ok, worse = beats(ds, variable, baseline)
+            scored = ds["score"].sel(model=baseline, variable=variable, metric="mae")
+            if not bool(scored.notnull().any()):
+                continue
+            verdict = (
+                "yes, at every lead"
+                if ok
+                else f"no: not at {len(worse)} of {ds.sizes['lead_time']} leads "
+                f"({', '.join(map(str, worse[:8]))}{' …' if len(worse) > 8 else ''} h)"
+            )
+            typer.echo(f"AirCast beats {baseline} on {variable} MAE: {verdict}")
+    typer.echo("")
+    typer.echo(f"climatology: {ds.attrs['climatology']}")
+    typer.echo(f"CAMS forecast: {ds.attrs['cams_forecast']}")
+    typer.echo(f"scorecard: {result.zarr}")
+    typer.echo(f"table: {result.csv}, {result.markdown}")
+    for plot in result.plots:
+        typer.echo(f"plot: {plot}")

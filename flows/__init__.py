@@ -9,4 +9,8 @@ Modules
 ingest
     ``ingest_era5``, ``ingest_cams`` and ``ingest_all``: fetch a date range into a recipe's raw
     cache (``python -m flows.ingest --help``).
+train
+    ``train_forecaster``: train (or resume training) the forecaster on a recipe's training
+    store; a markdown artifact with the validation table, metrics and loss curve
+    (``python -m flows.train --help``).
 """

@@ -73,7 +73,9 @@ class Batch:
                     f"targets must have shape {expected} (batch, target channels, "
                     f"lat, lon); got {tuple(self.targets.shape)}"
                 )
-        for name in ("inputs", "targets"):
+        # the time tensors too: a float64 lead would reach the model's float32 time embedding
+        # and fail there with a dtype error that names neither the batch nor the field
+        for name in ("inputs", "targets", "lead_hours", "init_hour_of_day", "init_day_of_year"):
             value = getattr(self, name)
             if value is not None and value.dtype != torch.float32:
                 raise BatchError(f"{name} must be float32; got {value.dtype}")

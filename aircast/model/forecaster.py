@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from aircast.data.batch import Batch
+from aircast.data.batch import Batch, BatchError
 from aircast.model.normaliser import Normaliser
 from aircast.model.vit import Head, ViTBackbone
 from aircast.vocab import Role, parse_channel
@@ -122,6 +122,12 @@ class Forecaster(nn.Module):
     ) -> torch.Tensor:
         """Normalised initial state (B, C_in, H, W) → normalised targets (B, C_out, H, W)."""
         h, w = self.grid
+        if tuple(z.shape[1:]) != (len(self.input_channels), h, w):
+            # caught here, not as a reshape error deep in the encoder
+            raise BatchError(
+                f"the model takes (batch, {len(self.input_channels)}, {h}, {w}) fields (its "
+                f"channels on the grid it was trained on); got {tuple(z.shape)}"
+            )
         pad = (0, self.padded[1] - w, 0, self.padded[0] - h)
         x = F.pad(z, pad, mode="replicate") if any(pad) else z
         tokens = self.backbone(x, time_features(lead_hours, hour_of_day, day_of_year))
@@ -138,6 +144,12 @@ class Forecaster(nn.Module):
         return self.target_normaliser().denormalise(out)
 
     def target_normaliser(self) -> Normaliser:
-        if not hasattr(self, "_target_normaliser"):
-            self._target_normaliser = self.normaliser.subset(self.target_channels)
-        return self._target_normaliser.to(self.normaliser.mean.device)
+        """The normaliser of the target channels, derived from ``normaliser`` on each call.
+
+        Not cached as an attribute: assigning a module to a module registers it, which put a
+        second copy of the statistics into ``state_dict()`` after the first forward only, so
+        a checkpoint written by the training loop no longer loaded into a fresh model (and a
+        cache would go stale when ``load_state_dict`` replaces the statistics). Building it
+        is a few (C,) tensors: nothing next to the encoder.
+        """
+        return self.normaliser.subset(self.target_channels).to(self.normaliser.mean.device)

@@ -91,11 +91,11 @@ class Normaliser(nn.Module):
 
     def subset(self, channels: Sequence[str]) -> Normaliser:
         """The normaliser of some of the channels, in the given order."""
-        index = [self.channels.index(c) for c in channels]
-        take = [torch.as_tensor(index)]
+        take = torch.as_tensor([self.channels.index(c) for c in channels], dtype=torch.long)
 
         def pick(t: torch.Tensor) -> torch.Tensor:
-            return t.view(-1)[take[0]]
+            # built on the CPU, where the new module's masks are made; the caller moves it
+            return t.detach().view(-1).cpu()[take]
 
         return Normaliser(
             channels,

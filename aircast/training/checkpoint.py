@@ -26,6 +26,7 @@ from aircast.errors import AirCastError
 
 FORMAT = "aircast-checkpoint"
 FORMAT_VERSION = 1
+_LEGACY_PREFIX = "_target_normaliser."
 
 
 class CheckpointError(AirCastError, ValueError):
@@ -170,10 +171,14 @@ def load_checkpoint(path: Path, *, map_location: str | torch.device = "cpu") -> 
             f"({aircast.__version__}) reads format {FORMAT_VERSION}; use the AirCast version "
             "that wrote it, or train again"
         )
+    # checkpoints written before Forecaster.target_normaliser() stopped caching a submodule
+    # hold a second copy of the target channels' statistics under this prefix: derived from
+    # the normaliser's own buffers, so dropped here, and such a file loads like a new one
+    model = {k: v for k, v in payload["model"].items() if not k.startswith(_LEGACY_PREFIX)}
     return Checkpoint(
         path,
         CheckpointMeta.from_json(payload["meta"]),
-        payload["model"],
+        model,
         payload["extra"],
         payload["training"],
     )

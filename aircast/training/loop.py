@@ -36,6 +36,7 @@ from aircast.model.forecaster import Forecaster, ModelShape
 from aircast.model.normaliser import Normaliser
 from aircast.store.reader import TrainingStore, open_store
 from aircast.training.checkpoint import (
+    CheckpointError,
     CheckpointMeta,
     check_compatible,
     load_checkpoint,
@@ -92,7 +93,8 @@ def build_model(config: AirCastConfig, store: TrainingStore) -> tuple[Forecaster
 
 
 def build_loss(config: AirCastConfig, store: TrainingStore, model: Forecaster) -> AirCastLoss:
-    lat = torch.from_numpy(np.asarray(store.ds["latitude"].values, dtype="float64"))
+    # a copy: the store's coordinate is read-only, and torch warns on non-writable arrays
+    lat = torch.from_numpy(np.array(store.ds["latitude"].values, dtype="float64"))
     weights = latitude_weights(lat, config.grid.resolution)
     frequency = None
     pollutants = model.pollutant_channels
@@ -125,6 +127,20 @@ def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
     """The sample order of an epoch: a function of (seed, epoch) only, so a resumed run sees
     the same batches as an uninterrupted one."""
     return np.random.default_rng([seed, epoch]).permutation(n)
+
+
+def rank_share(order: np.ndarray, rank: int, world: int) -> np.ndarray:
+    """The samples one rank reads in an epoch: every ``world``-th of ``order`` from ``rank``.
+
+    The order is first padded with its own beginning to a multiple of ``world`` (as torch's
+    ``DistributedSampler`` does), so that every rank gets the same number of samples and so
+    runs the same number of steps: with unequal shares one rank would finish its epoch while
+    the others wait forever in DDP's gradient all-reduce.
+    """
+    pad = (-len(order)) % world
+    if pad:
+        order = np.concatenate([order, order[:pad]])
+    return order[rank::world]
 
 
 @dataclass
@@ -202,6 +218,28 @@ def validate(
     return Validation(leads, pollutants, sums[..., 0] / denom, sums[..., 1] / denom)
 
 
+def _record(line: str) -> dict[str, Any] | None:
+    """One record of ``metrics.jsonl``; None for a blank line or one cut short by a kill."""
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def _keep_records_until(metrics_path: Path, epoch: int) -> None:
+    """Drop the records of epochs after ``epoch`` from ``metrics.jsonl``: a run killed after
+    writing them but before its checkpoint redoes those epochs when it resumes."""
+    if not metrics_path.is_file():
+        return
+    lines = metrics_path.read_text().splitlines()
+    kept = [line for line in lines if (record := _record(line)) and record["epoch"] <= epoch]
+    if len(kept) != len(lines):
+        tmp = metrics_path.with_name(f".{metrics_path.name}.tmp")
+        tmp.write_text("".join(line + "\n" for line in kept))
+        os.replace(tmp, metrics_path)
+
+
 class _NormalisedForward(torch.nn.Module):
     def __init__(self, model: Forecaster) -> None:
         super().__init__()
@@ -224,13 +262,16 @@ class TrainResult:
     samples_per_second: float
 
 
-def _distributed() -> tuple[int, int]:
-    """(rank, world size); initialises the process group when launched by torchrun."""
+def _distributed() -> tuple[int, int, bool]:
+    """(rank, world size, whether this call initialised the process group); the group is
+    initialised when launched by torchrun and not yet set up by the caller."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
+    initialised = False
     if world > 1 and not dist.is_initialized():
         backend = "nccl" if torch.cuda.is_available() else "gloo"
         dist.init_process_group(backend)
-    return (dist.get_rank() if world > 1 else 0), world
+        initialised = True
+    return (dist.get_rank() if world > 1 else 0), world, initialised
 
 
 def _batches(
@@ -269,10 +310,43 @@ def train(
     resume
         Continue from ``out_dir/last.ckpt`` when it exists.
     max_steps
-        Stop after this many optimiser steps in total (a budget for tests and the demo).
+        Stop after this many optimiser steps in total (a budget for tests and the demo); a run
+        resumed at or past it trains no further.
+
+    A fresh run (no ``last.ckpt``, or ``resume=False``) starts ``metrics.jsonl`` anew and
+    removes a ``best.ckpt`` left in ``out_dir`` by an earlier run, so that what the folder
+    holds always belongs to one run. Launched by ``torchrun``, every rank trains on its own
+    share of each epoch (:func:`rank_share`) and rank 0 writes the files.
     """
+    rank, world, initialised = _distributed()
+    try:
+        return _train(
+            config,
+            rank=rank,
+            world=world,
+            url=url,
+            out_dir=out_dir,
+            resume=resume,
+            max_steps=max_steps,
+            log=log,
+        )
+    finally:
+        if initialised:  # a group this call set up; a caller's own group is left alone
+            dist.destroy_process_group()
+
+
+def _train(
+    config: AirCastConfig,
+    *,
+    rank: int,
+    world: int,
+    url: str | None,
+    out_dir: Path | None,
+    resume: bool,
+    max_steps: int | None,
+    log: Log,
+) -> TrainResult:
     s = config.training
-    rank, world = _distributed()
     device = pick_device(s.device)
     torch.manual_seed(s.seed)
     url = url or config.store_url
@@ -312,6 +386,7 @@ def train(
     step = epoch = start_batch = 0
     best_score: float | None = None
     last_path, best_path = out_dir / "last.ckpt", out_dir / "best.ckpt"
+    metrics_path = out_dir / "metrics.jsonl"
     if resume and last_path.is_file():
         ckpt = load_checkpoint(last_path, map_location=device)
         check_compatible(
@@ -320,14 +395,32 @@ def train(
             input_channels=channels.inputs,
             target_channels=channels.targets,
         )
-        model.load_state_dict(ckpt.model)
+        try:
+            model.load_state_dict(ckpt.model)
+        except RuntimeError as exc:  # same store and channels, another architecture
+            theirs, ours = dict(ckpt.meta.recipe.get("model", {})), config.model.model_dump()
+            changed = [
+                f"model.{k} {theirs.get(k)} → {v}" for k, v in ours.items() if theirs.get(k) != v
+            ]
+            detail = ", ".join(changed) or " ".join(str(exc).split())[:300]
+            raise CheckpointError(
+                f"{last_path} holds a model of other sizes than this recipe's ({detail}); "
+                "restore the recipe's model section, or start afresh with "
+                "`aircast train CONFIG --fresh`"
+            ) from None
         optimiser.load_state_dict(ckpt.training["optimiser"])
         scheduler.load_state_dict(ckpt.training["scheduler"])
         torch.set_rng_state(ckpt.training["torch_rng"].cpu())
         step, epoch = ckpt.meta.step, ckpt.meta.epoch
         start_batch = int(ckpt.training["batch_in_epoch"])
         best_score = ckpt.meta.best_score
+        if rank == 0:
+            _keep_records_until(metrics_path, epoch)
         log(f"resuming from {last_path}: step {step}, epoch {epoch}, batch {start_batch}")
+    elif rank == 0:
+        # a fresh run: files of an earlier run in this folder would be mistaken for its own
+        metrics_path.unlink(missing_ok=True)
+        best_path.unlink(missing_ok=True)
     # DDP synchronises gradients through its forward, so the step goes through a module whose
     # forward is the normalised-space forward
     net: torch.nn.Module = _NormalisedForward(model)
@@ -339,7 +432,6 @@ def train(
     target_norm = model.target_normaliser()
     lat_w = loss_fn.lat.view(-1)
     out_dir.mkdir(parents=True, exist_ok=True)
-    metrics_path = out_dir / "metrics.jsonl"
     meta_base = dict(
         recipe=json.loads(config.model_dump_json()),
         input_channels=channels.inputs,
@@ -381,9 +473,10 @@ def train(
     validation: Validation | None = None
     seen = 0
     started = time.perf_counter()
-    stop = False
+    # checked before any step too: a run resumed at its budget trains no further
+    stop = max_steps is not None and step >= max_steps
     while epoch < s.epochs and not stop:
-        order = epoch_order(len(train_samples), s.seed, epoch)[rank::world]
+        order = rank_share(epoch_order(len(train_samples), s.seed, epoch), rank, world)
         running, n_batches = 0.0, 0
         part_sums: dict[str, float] = {}
         batch_index = start_batch
@@ -423,9 +516,6 @@ def train(
         improved = validation is not None and (best_score is None or score > best_score)
         if improved:
             best_score = score
-        save(last_path, 0)
-        if improved:
-            save(best_path, 0)
         record = {
             "epoch": epoch,
             "step": step,
@@ -435,9 +525,16 @@ def train(
             "val_score": score,
             "validation": validation.to_json() if validation else None,
         }
+        # record, best, then last: a kill anywhere in between resumes from the previous
+        # last.ckpt, which redoes this epoch's end and drops the record written for it
+        # (_keep_records_until), so nothing is lost or counted twice
         if rank == 0:
             with open(metrics_path, "a") as f:
                 f.write(json.dumps(record) + "\n")
+        if improved:
+            save(best_path, 0)
+        save(last_path, 0)
+        if rank == 0:
             log(
                 f"epoch {epoch}/{s.epochs}  step {step}  loss {record['train_loss']:.4f}  "
                 f"pollutant skill vs persistence {score:+.3f}" + ("  (best)" if improved else "")

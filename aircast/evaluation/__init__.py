@@ -1,0 +1,1 @@
+"""Verification: latitude-weighted metrics, extremes, baselines, scorecards and plots."""

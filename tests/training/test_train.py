@@ -1,0 +1,427 @@
+"""The training loop on the tiny store: it learns, it resumes after a kill to the same weights,
+it refuses checkpoints of other stores or channel lists, and it runs under torchrun (DDP).
+
+Every run is single-threaded (``one_thread``, ``SUBPROCESS_ENV``): CPU kernels then reduce in
+a fixed order, which is what makes a resumed run bit-identical to an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from tinystore import (
+    N_TRAIN_SAMPLES,
+    STEPS_PER_EPOCH,
+    SUBPROCESS_ENV,
+    TRAINING,
+    config_of,
+    write_recipe,
+)
+from typer.testing import CliRunner
+
+from aircast.cli import app
+from aircast.config import load_config
+from aircast.data.dataset import StoreSamples
+from aircast.model.forecaster import Forecaster
+from aircast.store.build import build_store
+from aircast.store.reader import open_store
+from aircast.training.checkpoint import CheckpointError, load_checkpoint
+from aircast.training.loop import (
+    _keep_records_until,
+    build_loss,
+    build_model,
+    epoch_order,
+    rank_share,
+    train,
+)
+from aircast.training.losses import AirCastLoss
+
+REPO = Path(__file__).resolve().parents[2]
+TOTAL_STEPS = TRAINING["epochs"] * STEPS_PER_EPOCH
+
+
+def quiet(_: str) -> None:
+    """A ``log`` for runs whose messages the test does not read."""
+
+
+def recipe_data(tiny_recipe: Path) -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load(tiny_recipe.read_text())
+    return data
+
+
+def derived_recipe(tiny_recipe: Path, target: Path, **training: Any) -> Path:
+    """The tiny recipe with some training settings changed, written to ``target``."""
+    data = recipe_data(tiny_recipe)
+    data["training"] = {**data["training"], **training}
+    return write_recipe(target, data)
+
+
+def fixed_loss(model: Forecaster, loss_fn: AirCastLoss, samples: StoreSamples) -> float:
+    """The training loss over the first 48 samples (fixed, in store order)."""
+    batch = samples.collate([samples[k] for k in range(48)])
+    assert batch.targets is not None
+    with torch.no_grad():
+        z_in = model.normaliser.normalise(batch.inputs)
+        z_out = model.forward_normalised(
+            z_in, batch.lead_hours, batch.init_hour_of_day, batch.init_day_of_year
+        )
+        loss, _ = loss_fn(z_out, model.target_normaliser().normalise(batch.targets))
+    return float(loss)
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_recipe: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder with the checkpoints of 20 steps on the tiny store (read-only)."""
+    out = tmp_path_factory.mktemp("trained")
+    torch.set_num_threads(1)
+    train(load_config(tiny_recipe), out_dir=out, max_steps=20, log=quiet)
+    return out
+
+
+# ---- learning
+
+
+def test_a_few_steps_reduce_the_loss(tiny_recipe: Path, trained: Path) -> None:
+    config = load_config(tiny_recipe)
+    store = open_store(config.store_url)
+    torch.manual_seed(config.training.seed)  # the loop's initial weights
+    model, channels = build_model(config, store)
+    loss_fn = build_loss(config, store, model)
+    period = config.periods.train
+    samples = StoreSamples(
+        config.store_url, (period.start, period.end), config.training.lead_hours, channels
+    )
+    before = fixed_loss(model, loss_fn, samples)
+    ckpt = load_checkpoint(trained / "last.ckpt")
+    assert ckpt.meta.step == 20 and ckpt.meta.epoch == 1
+    model.load_state_dict(ckpt.model)
+    after = fixed_loss(model, loss_fn, samples)
+    # the heads start at zero, so "before" is persistence's loss; single-threaded runs are
+    # reproducible, so the margin (1.164 → 1.048 when written) is not a matter of luck
+    assert after < 0.95 * before, (before, after)
+
+
+def test_metrics_and_checkpoints_of_a_run(trained: Path) -> None:
+    records = [json.loads(line) for line in (trained / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [1]
+    assert records[0]["step"] == STEPS_PER_EPOCH
+    validation = records[0]["validation"]
+    assert validation["channels"] == ["pm2p5", "go3_925"]
+    assert validation["leads"] == [3, 6, 12]  # 24 h from the one validation day runs past it
+    best = load_checkpoint(trained / "best.ckpt")
+    assert best.meta.step == STEPS_PER_EPOCH and best.meta.best_score == records[0]["val_score"]
+    # the stop at max_steps is mid-epoch: last.ckpt says where to go on
+    last = load_checkpoint(trained / "last.ckpt")
+    assert last.training["batch_in_epoch"] == 20 - STEPS_PER_EPOCH
+
+
+def test_a_run_resumed_at_its_budget_trains_no_further(tiny_recipe: Path, tmp_path: Path) -> None:
+    config = load_config(tiny_recipe)
+    result = train(config, out_dir=tmp_path, max_steps=2, log=quiet)
+    before = load_checkpoint(result.last)
+    again = train(config, out_dir=tmp_path, max_steps=2, log=quiet)
+    after = load_checkpoint(again.last)
+    assert again.steps == 2 and after.meta.step == 2
+    assert all(torch.equal(before.model[k], after.model[k]) for k in before.model)
+
+
+def test_a_fresh_run_starts_its_own_files(tiny_recipe: Path, tmp_path: Path) -> None:
+    config = load_config(tiny_recipe)
+    train(config, out_dir=tmp_path, max_steps=STEPS_PER_EPOCH, log=quiet)
+    assert (tmp_path / "best.ckpt").is_file() and (tmp_path / "metrics.jsonl").is_file()
+    result = train(config, out_dir=tmp_path, max_steps=2, resume=False, log=quiet)
+    assert result.steps == 2 and result.best is None
+    assert not (tmp_path / "metrics.jsonl").exists()
+
+
+# ---- resume after a kill
+
+
+def cli_train(recipe: Path, out_dir: Path, *extra: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "aircast",
+        "train",
+        str(recipe),
+        "--out-dir",
+        str(out_dir),
+        *extra,
+    ]
+
+
+def run_cli(recipe: Path, out_dir: Path, *extra: str) -> str:
+    done = subprocess.run(
+        cli_train(recipe, out_dir, *extra),
+        env=SUBPROCESS_ENV,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def kill_after_mid_epoch_checkpoint(recipe: Path, out_dir: Path) -> None:
+    """Start ``aircast train`` and SIGKILL it as soon as it has written a checkpoint."""
+    process = subprocess.Popen(
+        cli_train(recipe, out_dir),
+        env=SUBPROCESS_ENV,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    last = out_dir / "last.ckpt"
+    deadline = time.monotonic() + 300
+    try:
+        while not last.exists():
+            if process.poll() is not None:
+                pytest.fail(f"training ended before a checkpoint: {process.stderr.read()[-3000:]}")
+            if time.monotonic() > deadline:
+                pytest.fail("no checkpoint within 300 s")
+            time.sleep(0.002)
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.kill()
+        process.wait()
+        assert process.stderr is not None
+        process.stderr.close()
+    assert process.returncode == -signal.SIGKILL, "the run finished before it was killed"
+
+
+def test_resume_after_kill_gives_the_same_weights(tiny_recipe: Path, tmp_path: Path) -> None:
+    """SIGKILL mid-epoch, rerun: it goes on from the checkpoint's step and batch, and ends
+    with exactly (bit for bit) the weights of a run that was never interrupted."""
+    reference = tmp_path / "reference"
+    run_cli(tiny_recipe, reference)
+
+    resumed = tmp_path / "resumed"
+    kill_after_mid_epoch_checkpoint(tiny_recipe, resumed)
+    killed = load_checkpoint(resumed / "last.ckpt")
+    step, batch = killed.meta.step, killed.training["batch_in_epoch"]
+    assert 0 < step < TOTAL_STEPS
+    assert 0 < batch < STEPS_PER_EPOCH, "killed at an epoch's end, not in the middle"
+
+    out = run_cli(tiny_recipe, resumed)
+    assert f"step {step}, epoch {killed.meta.epoch}, batch {batch}" in out, out
+
+    want, got = load_checkpoint(reference / "last.ckpt"), load_checkpoint(resumed / "last.ckpt")
+    assert got.meta.step == want.meta.step == TOTAL_STEPS
+    assert got.meta.epoch == want.meta.epoch == TRAINING["epochs"]
+    assert want.model.keys() == got.model.keys()
+    different = [k for k in want.model if not torch.equal(want.model[k], got.model[k])]
+    assert not different, f"weights differ after resuming: {different}"
+    for a, b in zip(
+        want.training["optimiser"]["state"].values(),
+        got.training["optimiser"]["state"].values(),
+        strict=True,
+    ):
+        assert torch.equal(a["exp_avg_sq"], b["exp_avg_sq"])
+    assert got.meta.best_score == want.meta.best_score
+    # one record per epoch, none lost or doubled by the kill, with the same validation
+    records = [
+        [json.loads(line) for line in (d / "metrics.jsonl").read_text().splitlines()]
+        for d in (reference, resumed)
+    ]
+    assert [r["epoch"] for r in records[1]] == [1, 2]
+    assert [r["val_score"] for r in records[0]] == [r["val_score"] for r in records[1]]
+
+
+def test_resume_drops_records_the_checkpoint_does_not_cover(tmp_path: Path) -> None:
+    """Epochs recorded after the checkpoint a run resumes from (and a line cut by the kill)
+    are dropped: the resumed run records them again."""
+    path = tmp_path / "metrics.jsonl"
+    path.write_text("".join(json.dumps({"epoch": e}) + "\n" for e in (1, 2, 3)) + '{"epo')
+    _keep_records_until(path, 2)
+    assert [json.loads(line)["epoch"] for line in path.read_text().splitlines()] == [1, 2]
+
+
+# ---- checkpoints that do not fit, and safe loading
+
+
+def test_checkpoints_load_without_unpickling(trained: Path) -> None:
+    payload = torch.load(trained / "last.ckpt", weights_only=True)
+    assert payload["format"] == "aircast-checkpoint"
+    meta = json.loads(payload["meta"])
+    assert meta["input_channels"] == ["t2m", "u10", "tp", "pm2p5", "go3_925", "lsm"]
+    assert set(payload["extra"]) == {"fmae_edges", "fmae_table"}
+    # the normaliser's statistics are in the weights, once
+    assert [k for k in payload["model"] if k.endswith(".log_mean")] == ["normaliser.log_mean"]
+
+
+class _Exploit:
+    """A pickle that would create a file when unpickled."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Path.touch, (self.marker,))
+
+
+def test_a_checkpoint_with_code_is_refused(tmp_path: Path) -> None:
+    marker = tmp_path / "executed"
+    path = tmp_path / "evil.ckpt"
+    torch.save({"format": "aircast-checkpoint", "payload": _Exploit(marker)}, path)
+    with pytest.raises(CheckpointError, match="not a readable AirCast checkpoint"):
+        load_checkpoint(path)
+    assert not marker.exists()
+
+
+def test_a_checkpoint_of_another_store_is_refused(
+    tiny_recipe: Path, trained: Path, tmp_path: Path
+) -> None:
+    """Another recipe (periods cut differently) gives a store of another fingerprint."""
+    data = recipe_data(tiny_recipe)
+    data["store"] = {"url": str(tmp_path / "other.zarr")}
+    data["periods"] = {
+        "train": {"start": "2019-06-01", "end": "2019-06-03"},
+        "validation": {"start": "2019-06-04", "end": "2019-06-05"},
+        "test": {"start": "2019-06-06", "end": "2019-06-06"},
+    }
+    config = config_of(data)
+    build_store(config, parallel=False)
+    out = tmp_path / "ckpt"
+    out.mkdir()
+    (out / "last.ckpt").write_bytes((trained / "last.ckpt").read_bytes())
+    with pytest.raises(CheckpointError) as caught:
+        train(config, out_dir=out, max_steps=1, log=quiet)
+    message = str(caught.value)
+    assert "recipe fingerprint" in message and "aircast train" in message
+    assert open_store(config.store_url).fingerprint[:12] in message
+    # the refused checkpoint is left as it was
+    assert (out / "last.ckpt").read_bytes() == (trained / "last.ckpt").read_bytes()
+
+
+def test_a_checkpoint_of_another_channel_list_is_refused(
+    tiny_recipe: Path, trained: Path, tmp_path: Path
+) -> None:
+    """The single-task ablation predicts pollutants only: its target channels differ; the
+    command says so on one line and exits 2."""
+    out = tmp_path / "ckpt"
+    out.mkdir()
+    (out / "last.ckpt").write_bytes((trained / "last.ckpt").read_bytes())
+    recipe = derived_recipe(tiny_recipe, tmp_path / "ablation.yaml", pollutants_only=True)
+    result = CliRunner().invoke(
+        app, ["train", str(recipe), "--out-dir", str(out), "--max-steps", "1"]
+    )
+    assert result.exit_code == 2, result.output
+    assert "error: the checkpoint does not match" in result.output
+    assert "target channels ['t2m', 'u10', 'tp', 'pm2p5', 'go3_925']" in result.output
+    assert "['pm2p5', 'go3_925']" in result.output
+    # starting afresh is the way out, and works
+    fresh = CliRunner().invoke(
+        app, ["train", str(recipe), "--out-dir", str(out), "--max-steps", "1", "--fresh"]
+    )
+    assert fresh.exit_code == 0, fresh.output
+    assert load_checkpoint(out / "last.ckpt").meta.target_channels == ("pm2p5", "go3_925")
+
+
+def test_a_checkpoint_of_another_model_size_is_refused(
+    tiny_recipe: Path, trained: Path, tmp_path: Path
+) -> None:
+    data = recipe_data(tiny_recipe)
+    data["model"] = {**data["model"], "width": 64}
+    out = tmp_path / "ckpt"
+    out.mkdir()
+    (out / "last.ckpt").write_bytes((trained / "last.ckpt").read_bytes())
+    with pytest.raises(
+        CheckpointError,
+        match=r"holds a model of other sizes than this recipe's \(model.width 32 → 64\)",
+    ):
+        train(config_of(data), out_dir=out, max_steps=21, log=quiet)
+
+
+def test_a_checkpoint_of_the_first_format_resumes(
+    tiny_recipe: Path, trained: Path, tmp_path: Path
+) -> None:
+    """Checkpoints written while the target normaliser was a cached submodule carry its
+    buffers too (data/demo's did): they load, and training goes on from them."""
+    payload = torch.load(trained / "last.ckpt", weights_only=True)
+    for name in ("mean", "std", "log_mean", "log_std", "log_offset", "log_mask", "positive"):
+        payload["model"][f"_target_normaliser.{name}"] = payload["model"][f"normaliser.{name}"]
+    out = tmp_path / "ckpt"
+    out.mkdir()
+    torch.save(payload, out / "last.ckpt")
+    assert load_checkpoint(out / "last.ckpt").model.keys() == payload["model"].keys() - {
+        k for k in payload["model"] if k.startswith("_target_normaliser.")
+    }
+    result = train(load_config(tiny_recipe), out_dir=out, max_steps=21, log=quiet)
+    assert result.steps == 21
+
+
+# ---- data order and distributed training
+
+
+def test_rank_shares_are_equal_and_cover_the_epoch() -> None:
+    order = epoch_order(N_TRAIN_SAMPLES, 0, 3)
+    assert np.array_equal(order, epoch_order(N_TRAIN_SAMPLES, 0, 3))
+    assert not np.array_equal(order, epoch_order(N_TRAIN_SAMPLES, 0, 4))
+    for world in (1, 2, 3, 4):
+        shares = [rank_share(order, r, world) for r in range(world)]
+        assert len({len(s) for s in shares}) == 1, "every rank must run the same steps"
+        assert set(np.concatenate(shares)) == set(range(N_TRAIN_SAMPLES))
+        assert sum(len(s) for s in shares) - N_TRAIN_SAMPLES < world
+
+
+def test_ddp_ranks_read_their_own_shares(tiny_recipe: Path, tmp_path: Path) -> None:
+    """torchrun with two CPU processes (gloo): each rank reads its own samples, the ranks end
+    with identical weights (gradients are averaged), and only rank 0 writes files."""
+    # each rank reads 57 samples an epoch (113 padded to 114), 8 steps of batch 8: ten steps
+    # cross into the second epoch, so validation and the end-of-epoch checkpoint run too
+    per_rank_steps, steps = 8, 10
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            str(Path(__file__).with_name("ddp_train.py")),
+            str(tiny_recipe),
+            str(tmp_path),
+            str(steps),
+        ],
+        env=SUBPROCESS_ENV,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert ranks[0]["world"] == ranks[1]["world"] == 2
+    assert ranks[0]["steps"] == ranks[1]["steps"] == steps
+    assert ranks[0]["weights"] == ranks[1]["weights"]
+    for epoch in (0, 1):
+        reads = [r["reads"][epoch] for r in ranks]
+        expected = [rank_share(epoch_order(N_TRAIN_SAMPLES, 0, epoch), r, 2) for r in (0, 1)]
+        for rank in (0, 1):
+            want = expected[rank] if epoch == 0 else expected[rank][: 8 * (steps - per_rank_steps)]
+            assert reads[rank] == want.tolist()
+        if epoch == 0:
+            # disjoint, but for the one sample that pads 113 to an even count
+            overlap = set(reads[0]) & set(reads[1])
+            assert overlap == {int(expected[0][0])}
+            assert set(reads[0]) | set(reads[1]) == set(range(N_TRAIN_SAMPLES))
+        else:
+            assert not set(reads[0]) & set(reads[1])
+    ckpt = load_checkpoint(tmp_path / "ckpt" / "last.ckpt")
+    assert ckpt.meta.step == steps
+    assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == [
+        "best.ckpt",
+        "last.ckpt",
+        "metrics.jsonl",
+    ]
