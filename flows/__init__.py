@@ -9,6 +9,13 @@ Modules
 ingest
     ``ingest_era5``, ``ingest_cams`` and ``ingest_all``: fetch a date range into a recipe's raw
     cache (``python -m flows.ingest --help``).
+build
+    ``build_training_store`` and ``extend_training_store``: the staged store build, one task per
+    part (``python -m flows.build --help``).
+bounded
+    ``run_bounded``: submit tasks no faster than a concurrency limit frees slots.
+demo
+    The README's main command (``make demo``): ingest, then build, the demo recipe.
 train
     ``train_forecaster``: train (or resume training) the forecaster on a recipe's training
     store; a markdown artifact with the validation table, metrics and loss curve

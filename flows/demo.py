@@ -1,43 +1,64 @@
 """The whole demo, the README's main command: ``make demo`` runs ``python -m flows.demo``.
 
-It starts the embedded sandbox data store (inside each flow), ingests the first days of the
-demo recipe's training period through the ingestion flows, and prints where everything went.
-Later stages (build, train, forecast, publish) join it as they land.
+It starts the embedded sandbox data store (inside each ingest flow), ingests ERA5 and the CAMS
+reanalysis for every day of the demo recipe's periods through the ingestion flows, builds the
+training store from them with the build flow, and prints where everything went. Later stages
+(train, forecast, publish) join it as they land.
+
+Run it twice: the second run fetches nothing and loads nothing, and says so.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from prefect import flow
 
 from aircast.config import DEMO_CONFIG, load_config
 from aircast.errors import AirCastError
+from flows.build import build_training_store
 from flows.ingest import ingest_all
 
 
 @flow(name="aircast-demo", flow_run_name="demo {config}")
-def demo(config: str = str(DEMO_CONFIG), days: int = 3) -> dict[str, Any]:
-    """Ingest ``days`` days of ERA5 and CAMS for the recipe from its data stores."""
+def demo(config: str = str(DEMO_CONFIG)) -> dict[str, Any]:
+    """Ingest what the recipe's training store needs, then build the store.
+
+    The store's time axis spans the recipe's periods (training, validation and test), and its
+    build refuses a day that was never ingested, so the ingestion covers exactly that span.
+    """
     recipe = load_config(config)
-    start = recipe.periods.train.start
-    end = start + dt.timedelta(days=days - 1)
-    ingested = ingest_all(start.isoformat(), end.isoformat(), config)
+    first, last = recipe.periods.span()
+    ingested = ingest_all(first.isoformat(), last.isoformat(), config)
+    built = build_training_store(config)
     return {
         "config": config,
-        "start": start.isoformat(),
-        "end": end.isoformat(),
+        "recipe": recipe.name,
+        "start": first.isoformat(),
+        "end": last.isoformat(),
         "ingested": ingested,
         "raw_cache": str(recipe.paths.raw),
+        "store": built,
     }
 
 
+def _shown(path: str) -> str:
+    """``path`` relative to the working directory when it is inside it (shorter to read)."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return path
+
+
 def _report(summary: dict[str, Any]) -> str:
-    lines = [f"AirCast demo: {summary['config']}, {summary['start']}..{summary['end']}"]
+    config = _shown(summary["config"])
+    lines = [
+        f"AirCast demo: recipe {summary['recipe']} ({config}), {summary['start']}..{summary['end']}"
+    ]
     for name, counts in summary["ingested"].items():
         lines.append(
             f"  {name:<16} "
@@ -45,9 +66,27 @@ def _report(summary: dict[str, Any]) -> str:
                 f"{counts.get(k, 0)} {k}" for k in ("fetched", "reused", "recovered", "failed")
             )
         )
+    raw = summary["raw_cache"]
+    lines.append(f"raw files:      {raw}/files  (manifest: {raw}/manifest.sqlite)")
+    built = summary["store"]
+    facts = built["summary"]
+    lines.append(f"training store: {built['store']}  ({built['headline']})")
     lines.append(
-        f"raw files: {summary['raw_cache']}/files  "
-        f"(manifest: {summary['raw_cache']}/manifest.sqlite)"
+        f"  times:    {facts['first_time']} .. {facts['last_time']}, {facts['n_times']} "
+        f"(every {facts['step_hours']} h)"
+    )
+    lines.append(f"  channels: {len(facts['channels'])}: {' '.join(facts['channels'])}")
+    if facts["n_missing_times"]:
+        lines.append(
+            f"  missing:  {facts['n_missing_times']} times on {len(facts['missing_days'])} "
+            f"days: {', '.join(facts['missing_days'])}"
+        )
+    else:
+        lines.append("  missing:  none")
+    lines.append(f"  size:     {facts['size']}")
+    lines.append(
+        f"inspect it: .venv/bin/aircast store inspect {config}   "
+        f"or xarray.open_zarr({built['store']!r})"
     )
     return "\n".join(lines)
 
@@ -55,10 +94,9 @@ def _report(summary: dict[str, Any]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m flows.demo", description=__doc__)
     parser.add_argument("--config", default=str(DEMO_CONFIG), help="recipe (default: demo)")
-    parser.add_argument("--days", type=int, default=3, help="days to ingest (default: 3)")
     args = parser.parse_args(argv)
     try:
-        summary = demo(config=args.config, days=args.days)
+        summary = demo(config=args.config)
     except AirCastError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

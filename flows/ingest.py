@@ -1,7 +1,8 @@
 """Prefect flows that fetch ERA5 and CAMS for a date range into a recipe's raw cache.
 
 ``ingest_era5``, ``ingest_cams`` (product ``reanalysis`` or ``forecast``) and ``ingest_all``
-(a parent flow running both) take ISO dates and a config path, plan the requests with
+(a parent flow running them at the same time, as ``aircast ingest`` does: they talk to
+different stores) take ISO dates and a config path, plan the requests with
 :func:`aircast.sources.ingest.plan`, and run one task per request through
 :func:`aircast.sources.fetch.fetch_request`, so a flow and ``aircast ingest`` share the cache:
 what one finished the other never fetches again.
@@ -13,7 +14,9 @@ Bounded per store
     The real stores queue and throttle per user, so every flow run (and every worker) shares one
     Prefect global concurrency limit per store, ``aircast-cds`` and ``aircast-ads``, created on
     first use with ``ingest.max_concurrent_requests`` slots. An operator may change it in the
-    UI; an existing limit is kept. A request holds a slot while its job is in flight.
+    UI; an existing limit is kept. A request holds a slot while its job is in flight, and a
+    flow run submits no more requests at a time than its store's limit allows, so none sits
+    polling the server for a slot.
 Keys
     From a Prefect ``Secret`` block (``aircast-cds-key``, ``aircast-ads-key``) when it exists,
     else from the recipe's ``key_env`` or ``key_file``. A key is held in
@@ -58,7 +61,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
 from prefect.concurrency.sync import concurrency
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
-from prefect.futures import PrefectFuture, as_completed
+from prefect.futures import PrefectFuture
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.annotations import quote
 
@@ -76,6 +79,7 @@ from aircast.sources.ingest import (
     raw_cache,
 )
 from aircast.sources.requests import SourceRequest
+from flows.bounded import run_bounded
 
 CamsProduct = Literal["reanalysis", "forecast"]
 
@@ -289,15 +293,19 @@ def _ingest(
                 description=f"{title}: 0 of {total} requests done",
             ),
         )
-        pending: dict[PrefectFuture[FetchResult], SourceRequest] = {}
-        for req in requests:
-            context = _FetchContext(config, endpoints[_store(req)], cache, limit_name(req.store))
+        contexts = {s: _FetchContext(config, endpoints[s], cache, limit_name(s)) for s in stores}
+
+        def submit(req: SourceRequest) -> PrefectFuture[FetchResult]:
             # quote: handed over as is, Prefect neither traverses nor copies it
-            handed: Any = quote(context)
-            pending[fetch_request_task.submit(req.label, req, handed)] = req
+            handed: Any = quote(contexts[_store(req)])
+            return fetch_request_task.submit(req.label, req, handed)
+
+        # no more tasks in flight than the stores' limits allow: a task waiting for a slot
+        # polls the server and sleeps for its growing Retry-After, which left slots idle and
+        # made the flow ~2x slower than `aircast ingest` (see flows/bounded.py)
+        width = min(MAX_THREADS, max(1, sum(limits.values())))
         shown = 0
-        for future in as_completed(list(pending)):
-            req = pending[future]
+        for req, future in run_bounded(requests, submit, width):
             try:
                 result = future.result()
             except Exception as exc:  # a bug or an orchestration failure, not a store's answer
@@ -307,8 +315,10 @@ def _ingest(
             report.results.append(result)
             done = len(report.results)
             percent = 100.0 * done / total
-            if int(percent) > shown or done == total:
-                shown = int(percent)
+            # in steps of 5 %: every write to the Prefect server counts on its SQLite default,
+            # where concurrent writers wait for each other's locks
+            if int(percent // 5) > shown or done == total:
+                shown = int(percent // 5)
                 update_progress_artifact(
                     progress_id,
                     progress=percent,
@@ -415,14 +425,30 @@ def ingest_cams(
     )
 
 
-@flow(name="ingest-all", flow_run_name="all {start}..{end}")
+@task(name="ingest-child", task_run_name="{name}", cache_policy=NO_CACHE)
+def _ingest_child(
+    name: str, start: str, end: str, config: str, product: CamsProduct | None
+) -> dict[str, Any]:
+    """Run one child flow of ``ingest_all``; a task only so that the children run at once
+    (Prefect runs a flow called from a flow in the caller's thread). Fails as the child does."""
+    if product is None:
+        return ingest_era5(start, end, config)
+    return ingest_cams(start, end, config, product)
+
+
+@flow(
+    name="ingest-all",
+    flow_run_name="all {start}..{end}",
+    task_runner=ThreadPoolTaskRunner(max_workers=3),
+)
 def ingest_all(
     start: str, end: str, config: str = DEFAULT_CONFIG, cams_forecast: bool = False
 ) -> dict[str, dict[str, Any]]:
     """Fetch ERA5 and the CAMS reanalysis (and the CAMS forecasts) for ``start``..``end``.
 
-    Each runs as its own child flow with its own artifact; all of them run even when one
-    fails, and this flow fails after them, naming the ones that failed.
+    Each runs as its own child flow with its own artifact, all at the same time (ERA5 and CAMS
+    come from different stores, each with its own limit); all of them run to their end even
+    when one fails, and this flow fails after them, naming the ones that failed.
 
     Parameters
     ----------
@@ -441,22 +467,24 @@ def ingest_all(
     """
     parse_range(start, end)  # fail before any child flow starts
     load_config(config)
-    states = {
-        "era5": ingest_era5(start, end, config, return_state=True),
-        "cams-reanalysis": ingest_cams(start, end, config, "reanalysis", return_state=True),
-    }
+    children: dict[str, CamsProduct | None] = {"era5": None, "cams-reanalysis": "reanalysis"}
     if cams_forecast:
-        states["cams-forecast"] = ingest_cams(start, end, config, "forecast", return_state=True)
+        children["cams-forecast"] = "forecast"
+    futures = {
+        name: _ingest_child.submit(name, start, end, config, product)
+        for name, product in children.items()
+    }
     summaries: dict[str, dict[str, Any]] = {}
     failures: list[str] = []
-    for name, state in states.items():
-        if state.is_completed():
-            summaries[name] = state.result()
+    for name, future in futures.items():
+        outcome = future.result(raise_on_failure=False)
+        if isinstance(outcome, BaseException):
+            failures.append(f"{name}: {type(outcome).__name__}: {outcome}")
         else:
-            failures.append(f"{name}: {state.message}")
+            summaries[name] = outcome
     if failures:
         raise DataStoreError(
-            f"{len(failures)} of {len(states)} ingestions failed: " + " | ".join(failures)
+            f"{len(failures)} of {len(futures)} ingestions failed: " + " | ".join(failures)
         )
     return summaries
 

@@ -1289,6 +1289,49 @@ def check_inputs(config: AirCastConfig) -> None:
     _inputs(layout, cache, layout.first_day, layout.last_day, entries.get)
 
 
+@dataclass(frozen=True)
+class PartStatus:
+    """Where one part of an existing store stands (for a scheduler; nothing of it is stored).
+
+    Attributes
+    ----------
+    current
+        The part is complete and its raw inputs are unchanged since it was loaded: loading it
+        again would write the same bytes (the test :func:`build_store` resumes with).
+    n_missing
+        The part's missing times when it is current, else None.
+    """
+
+    index: int
+    first_day: dt.date
+    last_day: dt.date
+    current: bool
+    n_missing: int | None
+
+
+def part_statuses(config: AirCastConfig) -> list[PartStatus]:
+    """Every part of the recipe's store, in order, and whether it is current.
+
+    Raises
+    ------
+    StoreError
+        When there is no store for ``config`` yet (run :func:`init_store` first), or it
+        belongs to another recipe.
+    NotIngestedError, GridError
+        When the raw inputs of a loaded part are no longer in the cache.
+    """
+    layout = Layout.from_config(config)
+    group = _open(layout, mode="r")
+    stale = set(_stale_parts(layout, group, resume=True))
+    out = []
+    for index in range(layout.n_parts):
+        first, last = layout.part_range(index)
+        state = None if index in stale else _part_state(group, layout, index)
+        n_missing = None if state is None else int(state["n_missing"])
+        out.append(PartStatus(index, first, last, state is not None, n_missing))
+    return out
+
+
 def build_store(
     config: AirCastConfig,
     *,
