@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
 import platform
 import sys
@@ -50,6 +49,7 @@ from typing import Any
 
 import eccodes
 import numpy as np
+from recording import append_result  # bench/ is on sys.path when a bench runs
 
 from aircast.catalogue import ParsedRequest, validate_request
 from aircast.sandbox.atmosphere import ToyAtmosphere
@@ -301,11 +301,7 @@ def main() -> None:
         "results": rows,
     }
     if not args.no_record:
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        history = json.loads(RESULTS.read_text()) if RESULTS.exists() else []
-        history.append(record)
-        RESULTS.write_text(json.dumps(history, indent=1) + "\n")
-        print(f"\nappended to {RESULTS}")
+        append_result(RESULTS, record)
 
 
 if __name__ == "__main__":

@@ -81,6 +81,7 @@ from typing import Any
 
 import numpy as np
 import yaml
+from recording import append_result  # bench/ is on sys.path when a bench runs
 
 from aircast.config import DEFAULT_CONFIG, AirCastConfig, parse_config
 from aircast.sandbox.runtime import datastore_endpoints
@@ -667,11 +668,7 @@ def main() -> None:
         "profile": profile,
     }
     if not args.no_record:
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        history = json.loads(RESULTS.read_text()) if RESULTS.exists() else []
-        history.append(record)
-        RESULTS.write_text(json.dumps(history, indent=1) + "\n")
-        print(f"\nappended to {RESULTS}")
+        append_result(RESULTS, record)
 
 
 if __name__ == "__main__":
