@@ -181,10 +181,7 @@ class RawCache:
 
     def record_event(self, key: str, event: str, detail: str = "") -> None:
         with self._transaction() as db:
-            db.execute(
-                "INSERT INTO events (key, time, event, detail) VALUES (?, ?, ?, ?)",
-                (key, _now(), event, detail),
-            )
+            _insert_event(db, key, _now(), event, detail)
 
     def record_submitted(self, req: SourceRequest, request_id: str) -> None:
         """A job was accepted by the store: remember its id so a crash resumes it."""
@@ -198,21 +195,13 @@ class RawCache:
                        request_id = excluded.request_id, submissions = submissions + 1,
                        error = NULL, updated = excluded.updated""",
                 (
-                    req.key,
-                    req.dataset,
-                    req.store,
-                    json.dumps(req.request, sort_keys=True),
-                    req.day.isoformat(),
-                    req.group,
+                    *_identity(req),
                     request_id,
                     now,
                     now,
                 ),
             )
-            db.execute(
-                "INSERT INTO events (key, time, event, detail) VALUES (?, ?, ?, ?)",
-                (req.key, now, "submitted", request_id),
-            )
+            _insert_event(db, req.key, now, "submitted", request_id)
 
     def record_download(self, key: str) -> None:
         with self._transaction() as db:
@@ -235,12 +224,7 @@ class RawCache:
                        path = excluded.path, sha256 = excluded.sha256, size = excluded.size,
                        error = NULL, updated = excluded.updated, completed = excluded.completed""",
                 (
-                    req.key,
-                    req.dataset,
-                    req.store,
-                    json.dumps(req.request, sort_keys=True),
-                    req.day.isoformat(),
-                    req.group,
+                    *_identity(req),
                     request_id,
                     str(path.relative_to(self.root)),
                     sha256,
@@ -250,10 +234,7 @@ class RawCache:
                     now,
                 ),
             )
-            db.execute(
-                "INSERT INTO events (key, time, event, detail) VALUES (?, ?, ?, ?)",
-                (req.key, now, "complete", f"{size} bytes sha256 {sha256[:16]}…"),
-            )
+            _insert_event(db, req.key, now, "complete", f"{size} bytes sha256 {sha256[:16]}…")
 
     def record_failed(self, req: SourceRequest, error: str) -> None:
         now = _now()
@@ -265,21 +246,13 @@ class RawCache:
                    ON CONFLICT (key) DO UPDATE SET status = 'failed', error = excluded.error,
                        updated = excluded.updated""",
                 (
-                    req.key,
-                    req.dataset,
-                    req.store,
-                    json.dumps(req.request, sort_keys=True),
-                    req.day.isoformat(),
-                    req.group,
+                    *_identity(req),
                     error,
                     now,
                     now,
                 ),
             )
-            db.execute(
-                "INSERT INTO events (key, time, event, detail) VALUES (?, ?, ?, ?)",
-                (req.key, now, "failed", error),
-            )
+            _insert_event(db, req.key, now, "failed", error)
 
     # ---- files
 
@@ -343,6 +316,25 @@ class RawCache:
         os.replace(path, target)
         self.record_event(req.key, "quarantined", f"{target.name}: {reason}")
         return target
+
+
+def _identity(req: SourceRequest) -> tuple[str, str, str, str, str, str]:
+    """The columns that say which request a row is (key, dataset, store, request, day, group)."""
+    return (
+        req.key,
+        req.dataset,
+        req.store,
+        json.dumps(req.request, sort_keys=True),
+        req.day.isoformat(),
+        req.group,
+    )
+
+
+def _insert_event(db: sqlite3.Connection, key: str, time: str, event: str, detail: str) -> None:
+    db.execute(
+        "INSERT INTO events (key, time, event, detail) VALUES (?, ?, ?, ?)",
+        (key, time, event, detail),
+    )
 
 
 def _entry(row: sqlite3.Row) -> ManifestEntry:
