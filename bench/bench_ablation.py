@@ -20,14 +20,13 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import platform
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from recording import append_result  # bench/ is on sys.path when a bench runs
+from recording import append_result, machine_info  # bench/ is on sys.path when a bench runs
 
 from aircast.config import AirCastConfig, load_config
 from aircast.evaluation.scorecard import evaluate
@@ -119,12 +118,7 @@ def main() -> None:
                 "max_steps": args.max_steps,
                 "training": base.training.model_dump(mode="json"),
                 "model": base.model.model_dump(mode="json"),
-                "machine": {
-                    "platform": platform.platform(),
-                    "cores": os.cpu_count(),
-                    "torch": torch.__version__,
-                    "load_average": os.getloadavg(),
-                },
+                "machine": {**machine_info(("torch",)), "load_average": os.getloadavg()},
                 "results": rows,
             },
         )

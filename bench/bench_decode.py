@@ -38,18 +38,15 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import platform
-import sys
 import tempfile
 import time
 from collections.abc import Callable
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import eccodes
 import numpy as np
-from recording import append_result  # bench/ is on sys.path when a bench runs
+from recording import append_result, machine_info  # bench/ is on sys.path when a bench runs
 
 from aircast.catalogue import ParsedRequest, validate_request
 from aircast.sandbox.atmosphere import ToyAtmosphere
@@ -209,28 +206,9 @@ def contenders(path: Path, parsed: ParsedRequest) -> dict[str, Callable[[], obje
 
 
 def machine() -> dict[str, Any]:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    versions = {}
-    for package in ("numpy", "eccodes", "cfgrib", "xarray", "netCDF4"):
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            versions[package] = None
-    versions["ecCodes library"] = eccodes.codes_get_api_version()
-    return {
-        "platform": platform.platform(),
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "python": sys.version.split()[0],
-        "versions": versions,
-    }
+    info = machine_info(("numpy", "eccodes", "cfgrib", "xarray", "netCDF4"))
+    info["versions"]["ecCodes library"] = eccodes.codes_get_api_version()
+    return info
 
 
 def write_products(folder: Path) -> dict[str, tuple[Path, ParsedRequest]]:

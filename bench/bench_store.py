@@ -65,7 +65,6 @@ import datetime as dt
 import json
 import multiprocessing as mp
 import os
-import platform
 import pstats
 import re
 import resource
@@ -75,13 +74,12 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import yaml
-from recording import append_result  # bench/ is on sys.path when a bench runs
+from recording import append_result, machine_info  # bench/ is on sys.path when a bench runs
 
 from aircast.config import DEFAULT_CONFIG, AirCastConfig, parse_config
 from aircast.sandbox.runtime import datastore_endpoints
@@ -399,28 +397,10 @@ def load_average() -> list[float]:
 
 
 def machine() -> dict[str, Any]:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    versions: dict[str, str | None] = {}
-    for package in ("numpy", "zarr", "xarray", "dask", "distributed", "eccodes", "numcodecs"):
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            versions[package] = None
-    return {
-        "platform": platform.platform(),
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "python": sys.version.split()[0],
-        "aircast_versions": versions,
-        "anemoi_versions": anemoi_versions(),
-    }
+    info = machine_info(("numpy", "zarr", "xarray", "dask", "distributed", "eccodes", "numcodecs"))
+    info["aircast_versions"] = info.pop("versions")
+    info["anemoi_versions"] = anemoi_versions()
+    return info
 
 
 def anemoi_versions() -> dict[str, str] | None:

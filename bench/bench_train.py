@@ -36,7 +36,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -53,6 +52,7 @@ REPO = BENCH.parent
 sys.path.insert(0, str(BENCH))
 
 from climax_reference import ClimaXReference  # noqa: E402
+from recording import append_result, machine_info  # noqa: E402
 
 from aircast.model.forecaster import Forecaster, ModelShape  # noqa: E402
 from aircast.model.normaliser import Normaliser  # noqa: E402
@@ -77,23 +77,14 @@ Step = Callable[[], None]
 
 
 def machine() -> dict[str, Any]:
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "platform": platform.platform(),
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(),
-        "gpu": "none lent to this run (CPU only)",
-    }
+    info = machine_info()
+    del info["versions"]
+    info.update(
+        torch=torch.__version__,
+        torch_threads=torch.get_num_threads(),
+        gpu="none lent to this run (CPU only)",
+    )
+    return info
 
 
 def _status_mb(key: str) -> float:
@@ -412,11 +403,7 @@ def main(argv: list[str] | None = None) -> int:
             "memory_ratio": round(mem_ratio, 3),
             "loader": {"config": str(store_config), "runs": loader},
         }
-        runs = json.loads(RESULTS.read_text()) if RESULTS.is_file() else []
-        runs.append(record)
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(json.dumps(runs, indent=1) + "\n")
-        print(f"recorded in {RESULTS.relative_to(REPO)}")
+        append_result(RESULTS, record)
     return 0
 
 
