@@ -14,6 +14,8 @@ build
     part (``python -m flows.build --help``).
 bounded
     ``run_bounded``: submit tasks no faster than a concurrency limit frees slots.
+report
+    ``exit_code``: how each flow's ``python -m flows.…`` entry point reports its run.
 demo
     The README's main command (``make demo``): ingest, then build, the demo recipe.
 train

@@ -35,7 +35,6 @@ From a shell (without ``PREFECT_API_URL`` Prefect starts a temporary local serve
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import sys
 import uuid
@@ -64,6 +63,7 @@ from aircast.store.build import (
 from aircast.store.reader import TrainingStore, open_store
 from aircast.store.schema import StoreError, iso_hour
 from flows.bounded import run_bounded
+from flows.report import exit_code
 
 DEFAULT_CONFIG = "configs/demo.yaml"
 
@@ -439,11 +439,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         state = build_training_store(args.config, return_state=True)
     else:
         state = extend_training_store(args.config, args.start, args.end, return_state=True)
-    if not state.is_completed():
-        print(f"failed: {state.message}", file=sys.stderr)
-        return 1
-    print(json.dumps(state.result(), indent=2))
-    return 0
+    return exit_code(state)
 
 
 if __name__ == "__main__":

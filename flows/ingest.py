@@ -41,7 +41,6 @@ From a shell (without ``PREFECT_API_URL`` Prefect starts a temporary local serve
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
@@ -80,6 +79,7 @@ from aircast.sources.ingest import (
 )
 from aircast.sources.requests import SourceRequest
 from flows.bounded import run_bounded
+from flows.report import exit_code
 
 CamsProduct = Literal["reanalysis", "forecast"]
 
@@ -516,11 +516,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         state = ingest_cams(args.start, args.end, args.config, args.product, return_state=True)
     else:
         state = ingest_all(args.start, args.end, args.config, args.cams_forecast, return_state=True)
-    if not state.is_completed():
-        print(f"failed: {state.message}", file=sys.stderr)
-        return 1
-    print(json.dumps(state.result(), indent=2))
-    return 0
+    return exit_code(state)
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ from prefect.artifacts import create_markdown_artifact
 
 from aircast.config import AirCastConfig, load_config
 from aircast.training.loop import TrainResult, Validation, checkpoint_dir, train
+from flows.report import exit_code
 
 DEFAULT_CONFIG = "configs/demo.yaml"
 
@@ -246,11 +247,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     state = train_forecaster(args.config, args.max_steps, args.fresh, return_state=True)
-    if not state.is_completed():
-        print(f"failed: {state.message}", file=sys.stderr)
-        return 1
-    print(json.dumps(state.result(), indent=2))
-    return 0
+    return exit_code(state)
 
 
 if __name__ == "__main__":

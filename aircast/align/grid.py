@@ -83,13 +83,19 @@ class TargetGrid:
 
     def area_weights(self) -> np.ndarray:
         """Cell areas relative to their mean, from the cells' latitude bounds, shape (n_lat,)."""
-        half = np.deg2rad(self.resolution / 2)
-        lat = np.deg2rad(self.latitudes)
-        north = np.clip(lat + half, -np.pi / 2, np.pi / 2)
-        south = np.clip(lat - half, -np.pi / 2, np.pi / 2)
-        weights = np.sin(north) - np.sin(south)
-        relative: np.ndarray = weights / weights.mean()
-        return relative
+        return cell_area_weights(self.latitudes, self.resolution)
+
+
+def cell_area_weights(latitudes: np.ndarray, resolution: float) -> np.ndarray:
+    """Areas of cells centred on ``latitudes`` (degrees) and ``resolution`` degrees tall,
+    from their latitude bounds (clipped at the poles), relative to their mean; shape (n_lat,)."""
+    half = np.deg2rad(resolution / 2)
+    lat = np.deg2rad(np.asarray(latitudes, dtype="float64"))
+    north = np.clip(lat + half, -np.pi / 2, np.pi / 2)
+    south = np.clip(lat - half, -np.pi / 2, np.pi / 2)
+    weights = np.sin(north) - np.sin(south)
+    relative: np.ndarray = weights / weights.mean()
+    return relative
 
 
 def check_horizontal(ds: xr.Dataset, where: str) -> None:

@@ -2,7 +2,8 @@
 
 Every function takes arrays shaped ``(..., latitude, longitude)`` and latitude weights of shape
 ``(latitude,)`` (:func:`area_weights`: cell areas from the cells' latitude bounds, the same
-formula as :meth:`aircast.align.grid.TargetGrid.area_weights`, which it calls). Latitude and
+formula as :meth:`aircast.align.grid.TargetGrid.area_weights`: both call
+:func:`aircast.align.grid.cell_area_weights`). Latitude and
 longitude are always reduced; ``axis`` names the leading axes pooled with them (``None``: every
 axis). A cell whose forecast or truth is NaN is left out, weights and all, so missing data
 never count as zero error; a reduction with no valid cell gives NaN.
@@ -40,7 +41,7 @@ from types import MappingProxyType
 
 import numpy as np
 
-from aircast.align.grid import TargetGrid
+from aircast.align.grid import cell_area_weights
 
 #: WHO 2021 air-quality guideline levels for the 24-hour mean, µg m-3 (by channel name).
 WHO_24H_GUIDELINES: Mapping[str, float] = MappingProxyType({"pm2p5": 15.0, "pm10": 45.0})
@@ -68,8 +69,7 @@ def area_weights(latitudes: np.ndarray, resolution: float | None = None) -> np.n
         if lat.size < 2:
             raise ValueError("one latitude does not give a resolution: pass resolution")
         resolution = float(abs(lat[0] - lat[1]))
-    weights: np.ndarray = TargetGrid(lat, np.zeros(1), float(resolution)).area_weights()
-    return weights
+    return cell_area_weights(lat, float(resolution))
 
 
 def _axes(ndim: int, axis: Axis) -> tuple[int, ...]:

@@ -135,11 +135,7 @@ def load_forecaster(
     model = Forecaster(
         shape, channels.inputs, channels.targets, grid, normaliser_of(store, channels.inputs)
     )
-    # checkpoints written before Forecaster.target_normaliser() stopped caching a submodule
-    # carry a copy of the target channels' statistics under "_target_normaliser."; it is a
-    # subset of the normaliser's own buffers, so it is dropped rather than refused
-    weights = {k: v for k, v in checkpoint.model.items() if not k.startswith("_target_normaliser.")}
-    model.load_state_dict(weights)
+    model.load_state_dict(checkpoint.model)  # legacy keys were dropped by load_checkpoint
     return model.to(device).eval()
 
 

@@ -63,6 +63,7 @@ from aircast.store import location
 from aircast.store.schema import (
     BUILD_GROUP,
     CHANNEL,
+    CHANNEL_META,
     FIELDS,
     HIST_BIN,
     HIST_COUNTS,
@@ -765,19 +766,7 @@ def _write_coordinates(group: zarr.Group, layout: Layout, times: np.ndarray) -> 
         fill_value=np.nan,
         attrs={
             "long_name": "AirCast training fields (units per channel: channel_units)",
-            "coordinates": " ".join(
-                [
-                    "channel_variable",
-                    "channel_level",
-                    "channel_units",
-                    "channel_long_name",
-                    "channel_role",
-                    "channel_source",
-                    "channel_positive",
-                    "channel_time_kind",
-                    "channel_log_offset",
-                ]
-            ),
+            "coordinates": " ".join(CHANNEL_META),
         },
         codec=_FIELDS_CODEC,
     )

@@ -26,17 +26,15 @@ from typing import Literal
 import torch
 from torch import nn
 
+from aircast.align.grid import cell_area_weights
+
 FrequencyWeighting = Literal["ens", "inverse_log", "inverse_sqrt", "none"]
 
 
 def latitude_weights(latitudes: torch.Tensor, resolution: float) -> torch.Tensor:
-    """Cell-area weights from latitude bounds, mean 1, shape (H,)."""
-    half = math.radians(resolution / 2)
-    lat = torch.deg2rad(latitudes.double())
-    north = (lat + half).clamp(-math.pi / 2, math.pi / 2)
-    south = (lat - half).clamp(-math.pi / 2, math.pi / 2)
-    w = torch.sin(north) - torch.sin(south)
-    return (w / w.mean()).float()
+    """Cell-area weights from latitude bounds, mean 1, shape (H,) (the grid's own formula)."""
+    weights = cell_area_weights(latitudes.detach().cpu().double().numpy(), resolution)
+    return torch.from_numpy(weights).float()
 
 
 def bin_weights(
