@@ -310,6 +310,34 @@ STORE_PROTOCOLS = ("file", "s3", "gs", "gcs", "az", "abfs", "abfss")
 _SECRET_OPTIONS = {"key", "secret", "token", "password", "account_key", "sas_token"}
 
 
+def _checked_store_url(url: str | None, key: str, default: str) -> str | None:
+    """A Zarr store URL of a supported protocol, without a trailing slash (or None)."""
+    if url is None:
+        return None
+    url = url.strip().rstrip("/")
+    if not url:
+        raise ValueError(f"is empty; leave {key} out to use {default}")
+    if "://" in url:
+        protocol = url.split("://", 1)[0]
+        if protocol not in STORE_PROTOCOLS:
+            raise ValueError(
+                f"protocol {protocol!r} of {url!r} is not supported for a store; "
+                f"use a local path or one of {', '.join(p + '://' for p in STORE_PROTOCOLS)}"
+            )
+    return url
+
+
+def _without_secrets(options: dict[str, Any]) -> dict[str, Any]:
+    secrets = sorted(_SECRET_OPTIONS & set(options))
+    if secrets:
+        raise ValueError(
+            f"{', '.join(secrets)}: credentials never go in a config file; set them in the "
+            "environment (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY for s3://, "
+            "GOOGLE_APPLICATION_CREDENTIALS for gs://)"
+        )
+    return options
+
+
 class StoreSettings(_Strict):
     """Where the training store lives and how it is built (``aircast.store``)."""
 
@@ -338,31 +366,12 @@ class StoreSettings(_Strict):
     @field_validator("url")
     @classmethod
     def _url(cls, url: str | None) -> str | None:
-        if url is None:
-            return None
-        url = url.strip().rstrip("/")
-        if not url:
-            raise ValueError("is empty; leave store.url out to use paths.root/store.zarr")
-        if "://" in url:
-            protocol = url.split("://", 1)[0]
-            if protocol not in STORE_PROTOCOLS:
-                raise ValueError(
-                    f"protocol {protocol!r} of {url!r} is not supported for the training store; "
-                    f"use a local path or one of {', '.join(p + '://' for p in STORE_PROTOCOLS)}"
-                )
-        return url
+        return _checked_store_url(url, "store.url", "paths.root/store.zarr")
 
     @field_validator("storage_options")
     @classmethod
     def _no_secrets(cls, options: dict[str, Any]) -> dict[str, Any]:
-        secrets = sorted(_SECRET_OPTIONS & set(options))
-        if secrets:
-            raise ValueError(
-                f"{', '.join(secrets)}: credentials never go in a config file; set them in the "
-                "environment (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY for s3://, "
-                "GOOGLE_APPLICATION_CREDENTIALS for gs://)"
-            )
-        return options
+        return _without_secrets(options)
 
     @field_validator("dask_scheduler")
     @classmethod
@@ -440,6 +449,66 @@ class TrainingSettings(_Strict):
         return sorted(set(leads))
 
 
+class HealthSettings(_Strict):
+    """How far a forecast's initial conditions may stray from the training data."""
+
+    max_nan_fraction: float = Field(
+        default=0.0, ge=0, le=1, description="largest share of NaN cells allowed per channel"
+    )
+    range_margin: float = Field(
+        default=0.5,
+        ge=0,
+        description="allowed excursion beyond the training min..max, as a share of that range",
+    )
+    max_drift_sigma: float = Field(
+        default=4.0,
+        gt=0,
+        description="largest |area mean - training mean| in training standard deviations",
+    )
+
+
+class ForecastSettings(_Strict):
+    """The daily forecast and its published store (``aircast.forecast``)."""
+
+    url: str | None = Field(
+        default=None,
+        description="fsspec URL or local path of the forecast Zarr store, e.g. "
+        "s3://bucket/forecast.zarr; default: paths.root/forecast.zarr",
+    )
+    storage_options: dict[str, Any] = Field(
+        default_factory=dict, description="fsspec options for url; credentials from the environment"
+    )
+    lead_hours: int = Field(
+        default=72, ge=3, le=120, description="last lead published, every 3 h from 0"
+    )
+    checkpoint: Path | None = Field(
+        default=None, description="model checkpoint; default: the training's best.ckpt"
+    )
+    fallback_to_previous_cycle: bool = Field(
+        default=False,
+        description="when today's initial conditions are missing or unhealthy, start from "
+        "yesterday's 00 UTC run at lead 24 h instead of failing (said in the provenance)",
+    )
+    health: HealthSettings = Field(default_factory=HealthSettings)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, url: str | None) -> str | None:
+        return _checked_store_url(url, "forecast.url", "paths.root/forecast.zarr")
+
+    @field_validator("storage_options")
+    @classmethod
+    def _no_secrets(cls, options: dict[str, Any]) -> dict[str, Any]:
+        return _without_secrets(options)
+
+    @field_validator("lead_hours")
+    @classmethod
+    def _every_three_hours(cls, value: int) -> int:
+        if value % 3:
+            raise ValueError(f"{value} is not a multiple of 3; forecasts are 3-hourly")
+        return value
+
+
 class AirCastConfig(_Strict):
     """A whole AirCast recipe."""
 
@@ -456,6 +525,7 @@ class AirCastConfig(_Strict):
     training: TrainingSettings = Field(default_factory=TrainingSettings)
     paths: Paths = Field(default_factory=Paths)
     store: StoreSettings = Field(default_factory=StoreSettings)
+    forecast: ForecastSettings = Field(default_factory=ForecastSettings)
 
     @model_validator(mode="after")
     def _grid_fits_region(self) -> AirCastConfig:
@@ -501,6 +571,13 @@ class AirCastConfig(_Strict):
         if self.store.url is not None:
             return self.store.url
         return str(self.paths.root / "store.zarr")
+
+    @property
+    def forecast_url(self) -> str:
+        """The forecast store's URL or path (``forecast.url``, else paths.root/forecast.zarr)."""
+        if self.forecast.url is not None:
+            return self.forecast.url
+        return str(self.paths.root / "forecast.zarr")
 
     @property
     def lat_lon_shape(self) -> tuple[int, int]:

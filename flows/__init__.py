@@ -4,6 +4,11 @@ files between them, never arrays.
 ``flows`` imports ``aircast``; ``aircast`` never imports ``prefect`` or ``flows``, so the
 library and its command line work without an orchestrator.
 
+Every flow persists its result (``persist_result=True``). A busy server can time out the
+client's "Completed" proposal after accepting it; the client's retry is then rejected and the
+engine keeps the server's copy of the state, which carries no in-memory result. A persisted
+result is read back from result storage in that case, so ``state.result()`` still works.
+
 Modules
 -------
 ingest

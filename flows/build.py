@@ -294,6 +294,7 @@ def _cluster(recipe: AirCastConfig) -> Iterator[tuple[_Cluster | None, int]]:
 
 
 @flow(
+    persist_result=True,
     name="build-training-store",
     flow_run_name="build {config}",
     task_runner=ThreadPoolTaskRunner(max_workers=MAX_THREADS),
@@ -377,7 +378,7 @@ def build_training_store(config: str = DEFAULT_CONFIG) -> dict[str, Any]:
     }
 
 
-@flow(name="extend-training-store", flow_run_name="extend {start}..{end}")
+@flow(persist_result=True, name="extend-training-store", flow_run_name="extend {start}..{end}")
 def extend_training_store(config: str, start: str, end: str) -> dict[str, Any]:
     """Append ingested days ``start``..``end`` after the end of the recipe's training store.
 

@@ -24,7 +24,7 @@ from flows.build import build_training_store
 from flows.ingest import ingest_all
 
 
-@flow(name="aircast-demo", flow_run_name="demo {config}")
+@flow(persist_result=True, name="aircast-demo", flow_run_name="demo {config}")
 def demo(config: str = str(DEMO_CONFIG)) -> dict[str, Any]:
     """Ingest what the recipe's training store needs, then build the store.
 

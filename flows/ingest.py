@@ -363,6 +363,7 @@ def _store(req: SourceRequest) -> Store:
 
 
 @flow(
+    persist_result=True,
     name="ingest-era5",
     flow_run_name="era5 {start}..{end}",
     task_runner=ThreadPoolTaskRunner(max_workers=MAX_THREADS),
@@ -386,6 +387,7 @@ def ingest_era5(start: str, end: str, config: str = DEFAULT_CONFIG) -> dict[str,
 
 
 @flow(
+    persist_result=True,
     name="ingest-cams",
     flow_run_name="cams-{product} {start}..{end}",
     task_runner=ThreadPoolTaskRunner(max_workers=MAX_THREADS),
@@ -437,6 +439,7 @@ def _ingest_child(
 
 
 @flow(
+    persist_result=True,
     name="ingest-all",
     flow_run_name="all {start}..{end}",
     task_runner=ThreadPoolTaskRunner(max_workers=3),

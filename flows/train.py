@@ -173,7 +173,7 @@ def training_markdown(
     return "\n".join(lines)
 
 
-@flow(name="train-forecaster", flow_run_name="train {config}")
+@flow(persist_result=True, name="train-forecaster", flow_run_name="train {config}")
 def train_forecaster(
     config: str = DEFAULT_CONFIG, max_steps: int | None = None, fresh: bool = False
 ) -> dict[str, Any]:
