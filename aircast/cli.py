@@ -400,3 +400,83 @@ def evaluate_command(
     typer.echo(f"table: {result.csv}, {result.markdown}")
     for plot in result.plots:
         typer.echo(f"plot: {plot}")
+
+
+# ---- aircast forecast: the daily forecast and its store (aircast.forecast) ------------------
+
+
+@app.command("forecast")
+def forecast_command(
+    date: Annotated[str, typer.Argument(help="the 00 UTC cycle to forecast, YYYY-MM-DD")],
+    config_path: Annotated[
+        Path, typer.Option("--config", metavar="CONFIG", help="recipe, e.g. configs/demo.yaml")
+    ],
+    verify: Annotated[
+        bool, typer.Option("--verify/--no-verify", help="score earlier forecasts afterwards")
+    ] = True,
+) -> None:
+    """Forecast one date to forecast.lead_hours, publish it, and verify earlier forecasts.
+
+    Fetches the CAMS global forecast runs of the date and the day before into the raw cache,
+    checks the initial conditions against the training statistics, rolls the model out and
+    publishes the forecast atomically to the recipe's forecast store (a date already published
+    is left as it is). Exit 2 for a bad date, a missing or mismatched checkpoint, missing or
+    unhealthy inputs: the forecast store is then unchanged.
+    """
+    import datetime as dt
+
+    import numpy as np
+
+    from aircast.config import load_config
+    from aircast.forecast.daily import (
+        LoadedModel,
+        check_forecast_date,
+        prepare_forecast,
+        resolve_checkpoint,
+    )
+    from aircast.forecast.initial import InputError
+    from aircast.forecast.publish import publish_forecast, published_init_times
+    from aircast.forecast.verify import verify_published
+    from aircast.sandbox.runtime import datastore_endpoints
+    from aircast.sources.ingest import ingest, parse_day
+    from aircast.store.reader import open_store
+
+    try:
+        day = parse_day(date, "date")
+        config = load_config(config_path)
+        store = open_store(config.store_url, config.store.storage_options)
+        check_forecast_date(day, store)
+        loaded = LoadedModel.load(resolve_checkpoint(config), store)
+        init = np.datetime64(day.isoformat(), "ns")
+        options = config.forecast.storage_options
+        if init in published_init_times(config.forecast_url, storage_options=options):
+            typer.echo(f"{day} 00 UTC is already published in {config.forecast_url}")
+        else:
+            with datastore_endpoints(config, stores=("ads",)) as endpoints:
+                reports = ingest(
+                    config, ("forecast",), day - dt.timedelta(days=1), day, endpoints=endpoints
+                )
+            report = reports["forecast"]
+            typer.echo(f"CAMS forecast: {report.summary()}")
+            if report.failed and not config.forecast.fallback_to_previous_cycle:
+                raise InputError(
+                    f"the CAMS forecast runs for {day} could not be fetched ("
+                    + "; ".join(f"{r.request.label}: {r.error}" for r in report.failed[:3])
+                    + "); nothing was published: retry when the data store is back"
+                )
+            prepared = prepare_forecast(
+                config,
+                store,
+                loaded,
+                day,
+                on_health=lambda report: typer.echo(report.markdown()),
+                log=typer.echo,
+            )
+            result = publish_forecast(config.forecast_url, prepared.run, storage_options=options)
+            typer.echo(f"{result.outcome}: {day} 00 UTC in {result.url} ({result.inits} inits)")
+        if verify:
+            verification = verify_published(config, store, now=init)
+            typer.echo(verification.markdown())
+            typer.echo(f"scores: {verification.path}")
+    except AirCastError as exc:
+        raise _fail(exc) from None

@@ -455,10 +455,11 @@ class HealthSettings(_Strict):
     max_nan_fraction: float = Field(
         default=0.0, ge=0, le=1, description="largest share of NaN cells allowed per channel"
     )
-    range_margin: float = Field(
-        default=0.5,
-        ge=0,
-        description="allowed excursion beyond the training min..max, as a share of that range",
+    max_cell_sigma: float = Field(
+        default=12.0,
+        gt=0,
+        description="largest |cell value - training mean| in training standard deviations "
+        "(log space for heavy-tailed channels)",
     )
     max_drift_sigma: float = Field(
         default=4.0,

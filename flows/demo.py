@@ -2,26 +2,38 @@
 
 It starts the embedded sandbox data store (inside each ingest flow), ingests ERA5 and the CAMS
 reanalysis for every day of the demo recipe's periods through the ingestion flows, builds the
-training store from them with the build flow, and prints where everything went. Later stages
-(train, forecast, publish) join it as they land.
+training store from them with the build flow, trains the model (a few minutes on 2 CPU cores),
+forecasts and publishes the last ``FORECAST_DAYS`` days of the test period one by one as the
+daily forecast does (each run verifying the earlier ones whose analyses the store holds), and
+prints where everything is, a short skill table and a map of tomorrow's PM2.5 for the latest
+forecast.
 
-Run it twice: the second run fetches nothing and loads nothing, and says so.
+Run it twice: the second run fetches nothing, loads nothing, trains no further and publishes
+nothing again, and says so.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from prefect import flow
 
-from aircast.config import DEMO_CONFIG, load_config
+from aircast.config import DEMO_CONFIG, AirCastConfig, load_config
 from aircast.errors import AirCastError
+from flows.backfill import backfill_forecasts
 from flows.build import build_training_store
 from flows.ingest import ingest_all
+from flows.train import train_forecaster
+
+#: Days at the end of the test period that the demo forecasts (the earliest is verified whole
+#: against the store's last days, the others in part).
+FORECAST_DAYS = 4
 
 
 @flow(persist_result=True, name="aircast-demo", flow_run_name="demo {config}")
@@ -35,6 +47,11 @@ def demo(config: str = str(DEMO_CONFIG)) -> dict[str, Any]:
     first, last = recipe.periods.span()
     ingested = ingest_all(first.isoformat(), last.isoformat(), config)
     built = build_training_store(config)
+    trained = train_forecaster(config)
+    forecast_first = last - dt.timedelta(days=FORECAST_DAYS - 1)
+    forecasts = backfill_forecasts(
+        forecast_first.isoformat(), last.isoformat(), config, deployment=""
+    )
     return {
         "config": config,
         "recipe": recipe.name,
@@ -43,6 +60,37 @@ def demo(config: str = str(DEMO_CONFIG)) -> dict[str, Any]:
         "ingested": ingested,
         "raw_cache": str(recipe.paths.raw),
         "store": built,
+        "trained": trained,
+        "forecasts": forecasts,
+        **_products(recipe),
+    }
+
+
+def _products(recipe: AirCastConfig) -> dict[str, Any]:
+    """The skill table and the map of tomorrow's PM2.5 from the latest published forecast."""
+    from aircast.forecast.reader import open_forecast
+
+    from aircast.evaluation.plots import plot_forecast_map
+    from aircast.forecast.verify import read_scores, scores_path, skill_summary
+
+    store = open_forecast(recipe.forecast_url, storage_options=recipe.forecast.storage_options)
+    init = store.latest_init_time
+    field = store.map("pm2p5", lead_hours=24, init_time=init)
+    valid = np.datetime64(init, "h") + np.timedelta64(24, "h")
+    path = recipe.paths.root / "maps" / f"pm2p5-{str(valid)[:13].replace('T', '-')}UTC.png"
+    plot_forecast_map(
+        field,
+        path,
+        title=f"AirCast PM2.5, {str(valid).replace('T', ' ')}:00 UTC "
+        f"(run of {str(init)[:10]} 00 UTC, lead 24 h)",
+    )
+    scores = scores_path(recipe)
+    return {
+        "forecast_store": recipe.forecast_url,
+        "published": [str(t)[:10] for t in store.init_times],
+        "scores": str(scores),
+        "skill": skill_summary(read_scores(scores)),
+        "map": str(path),
     }
 
 
@@ -88,7 +136,28 @@ def _report(summary: dict[str, Any]) -> str:
         f"inspect it: .venv/bin/aircast store inspect {config}   "
         f"or xarray.open_zarr({built['store']!r})"
     )
+    trained = summary["trained"]
+    lines.append(
+        f"model:          {trained['best'] or trained['last']}  ({trained['steps']} steps, "
+        f"{trained['epochs']} epochs; validation skill against persistence "
+        f"{_signed(trained['score'])})"
+    )
+    forecasts = summary["forecasts"]
+    lines.append(
+        f"forecast store: {summary['forecast_store']}  (published: "
+        f"{', '.join(summary['published'])}; this run: {len(forecasts['forecast'])} new, "
+        f"{len(forecasts['skipped'])} already there)"
+    )
+    lines.append(f"verification:   {summary['scores']}")
+    lines.append(summary["skill"])
+    lines.append(f"map of tomorrow's PM2.5: {_shown(summary['map'])}")
+    url = summary["forecast_store"]
+    lines.append(f"read it: aircast.open_forecast({url!r}) or xarray.open_zarr({url!r})")
     return "\n".join(lines)
+
+
+def _signed(value: float | None) -> str:
+    return "–" if value is None else f"{value:+.3f}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

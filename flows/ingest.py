@@ -127,8 +127,22 @@ def ensure_store_limit(store: str, size: int) -> int:
     An existing limit is kept as it is (an operator may have tuned it in the UI). Returns
     the limit in force.
     """
+    return ensure_limit(
+        limit_name(store),
+        size,
+        what=f"{store.upper()} requests in flight",
+        setting="ingest.max_concurrent_requests",
+    )
+
+
+def ensure_limit(name: str, size: int, *, what: str, setting: str) -> int:
+    """Create the global concurrency limit ``name`` with ``size`` slots if it is missing.
+
+    An existing limit is kept as it is (an operator may have tuned it in the UI); ``what``
+    says what it bounds and ``setting`` where ``size`` came from, for the log. Returns the
+    limit in force.
+    """
     logger = get_run_logger()
-    name = limit_name(store)
     with get_client(sync_client=True) as client:
         try:
             existing = client.read_global_concurrency_limit_by_name(name)
@@ -141,27 +155,29 @@ def ensure_store_limit(store: str, size: int) -> int:
                 existing = client.read_global_concurrency_limit_by_name(name)
             else:
                 logger.info(
-                    "created the global concurrency limit %r: at most %d %s requests in flight "
-                    "across all flow runs (ingest.max_concurrent_requests)",
+                    "created the global concurrency limit %r: at most %d %s across all flow "
+                    "runs (%s)",
                     name,
                     size,
-                    store.upper(),
+                    what,
+                    setting,
                 )
                 return size
     if not existing.active:
         logger.warning(
-            "the global concurrency limit %r is inactive, so %s requests are not bounded; "
-            "activate it in the Prefect UI (Concurrency) or with `prefect gcl enable %s`",
+            "the global concurrency limit %r is inactive, so %s are not bounded; activate it "
+            "in the Prefect UI (Concurrency) or with `prefect gcl enable %s`",
             name,
-            store.upper(),
+            what,
             name,
         )
     elif existing.limit != size:
         logger.info(
-            "the global concurrency limit %r keeps its %d slots (the config asks for %d): a "
-            "limit set on the server wins; change it with `prefect gcl update %s --limit %d`",
+            "the global concurrency limit %r keeps its %d slots (%s asks for %d): a limit set "
+            "on the server wins; change it with `prefect gcl update %s --limit %d`",
             name,
             existing.limit,
+            setting,
             size,
             name,
             size,

@@ -192,3 +192,34 @@ def plot_error_map(
         ax.set_ylabel("latitude (°N)")
     fig.suptitle(f"{ds.attrs.get('period', '')}, {ds.attrs.get('n_init_times', '?')} initial times")
     return _save(fig, path)
+
+
+def plot_forecast_map(field: xr.DataArray, path: Path, *, title: str) -> Path:
+    """A map of one published field (latitude, longitude), e.g. tomorrow's PM2.5.
+
+    The colour scale is logarithmic for positive heavy-tailed fields (dust plumes span three
+    orders of magnitude), linear otherwise.
+    """
+    from matplotlib.colors import LogNorm
+
+    values = np.asarray(field.values, np.float64)
+    lat, lon = field["latitude"].values, field["longitude"].values
+    name = str(field.name)
+    heavy = parse_channel(name).spec.heavy_tailed
+    fig = Figure(figsize=(8.0, 4.6))
+    ax = fig.add_subplot()
+    positive = values[np.isfinite(values) & (values > 0)]
+    norm = (
+        LogNorm(vmin=max(float(positive.min()), 1e-3), vmax=float(positive.max()))
+        if heavy and positive.size
+        else None
+    )
+    mesh = ax.pcolormesh(lon, lat, values, shading="nearest", cmap="YlOrBr", norm=norm)
+    colourbar = fig.colorbar(mesh, ax=ax, shrink=0.9)
+    colourbar.set_label(f"{name} ({_pretty(str(field.attrs.get('units', '')))})")
+    ax.set_xlabel("longitude (°E)")
+    ax.set_ylabel("latitude (°N)")
+    ax.set_aspect("equal")
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path)

@@ -1,0 +1,70 @@
+"""A trained tiny recipe for the daily-forecast tests, built once per folder.
+
+The tiny training store of ``tests/training/tinystore.py`` (9×13 cells, six days of June 2019),
+a model trained for a few steps on it (the forecasts need not be good, only real), and a
+forecast store under the same folder. The CAMS forecast runs are fetched by the code under
+test, from the embedded sandbox.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import yaml
+
+TRAIN_STEPS = 6
+
+
+def tinystore() -> ModuleType:
+    """``tests/training/tinystore.py``, loaded by path (its folder is not on every import path)."""
+    module = sys.modules.get("tinystore")
+    if module is not None:
+        return module
+    path = Path(__file__).resolve().parents[1] / "training" / "tinystore.py"
+    spec = importlib.util.spec_from_file_location("tinystore", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["tinystore"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def ensure_trained(root: Path) -> Path:
+    """The tiny store and a few-step checkpoint under ``root``; returns the recipe's path.
+
+    The recipe (``root/forecast-recipe.yaml``) forecasts with ``root/checkpoints/last.ckpt``
+    into ``root/forecast.zarr``.
+    """
+    tiny = tinystore()
+    path = root / "forecast-recipe.yaml"
+    if path.is_file():
+        return path
+    tiny.ensure_tiny_store(root)
+    from aircast.training.loop import train
+
+    data = recipe(root)
+    train(tiny.config_of(data), max_steps=TRAIN_STEPS, log=lambda _: None)
+    tiny.write_recipe(path, data)
+    return path
+
+
+def recipe(root: Path, **forecast: Any) -> dict[str, Any]:
+    """The tiny recipe with a forecast section (``forecast`` entries override it)."""
+    data: dict[str, Any] = tinystore().recipe(root)
+    data["forecast"] = {
+        "checkpoint": str(root / "checkpoints" / "last.ckpt"),
+        "url": str(root / "forecast.zarr"),
+        **forecast,
+    }
+    return data
+
+
+def write_variant(root: Path, name: str, **forecast: Any) -> Path:
+    """A copy of the trained recipe with other forecast settings, e.g. another store URL."""
+    path = root / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(recipe(root, **forecast)))
+    return path
