@@ -33,7 +33,17 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: $(STAMP) lint
+# The Prefect-UI test drives Debian's Chromium headless: installed on first use (CI runs as root;
+# elsewhere through sudo)
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+$(CHROMIUM):
+	@echo "installing Debian's chromium for the browser test (once)"
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium
+
+test: $(STAMP) lint $(CHROMIUM)
 	$(BIN)/python -m pytest
 
 format: $(STAMP)
