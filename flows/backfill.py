@@ -40,7 +40,7 @@ from aircast.sources.ingest import DateError, parse_range
 from flows.bounded import run_bounded
 from flows.forecast import daily_forecast
 from flows.ingest import DEFAULT_CONFIG
-from flows.report import exit_code
+from flows.report import artifact_key, exit_code
 
 #: ``<flow name>/<deployment name>`` of the daily forecast (flows/deploy.py registers it).
 FORECAST_DEPLOYMENT = "daily-forecast/daily-forecast"
@@ -171,7 +171,7 @@ def backfill_forecasts(
     ]
     create_table_artifact(
         table=sorted(table, key=lambda r: r["date"]),
-        key=f"backfill-{recipe.name}".lower().replace("_", "-"),
+        key=artifact_key("backfill", recipe.name),
         description=f"{recipe.name}: backfill {start}..{end}",
     )
     failed = [r for r in results if r["state"] != "Completed"]

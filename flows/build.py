@@ -35,7 +35,6 @@ From a shell (without ``PREFECT_API_URL`` Prefect starts a temporary local serve
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 import uuid
 from collections.abc import Iterator, Sequence
@@ -63,19 +62,13 @@ from aircast.store.build import (
 from aircast.store.reader import TrainingStore, open_store
 from aircast.store.schema import StoreError, iso_hour
 from flows.bounded import run_bounded
-from flows.report import exit_code
+from flows.report import artifact_key, exit_code
 
 DEFAULT_CONFIG = "configs/demo.yaml"
 
 #: Threads of a build run's task runner: an upper bound only; the parts in flight are bounded
 #: by the recipe (``store.dask_workers``, or the cluster's threads) through run_bounded.
 MAX_THREADS = 32
-
-
-def artifact_key(recipe_name: str) -> str:
-    """The key of a recipe's store artifact (Prefect keys: lowercase letters, digits, dashes)."""
-    slug = re.sub(r"[^a-z0-9-]+", "-", recipe_name.lower()).strip("-") or "recipe"
-    return f"training-store-{slug}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -267,7 +260,9 @@ def _publish(
     if parts:
         lines += ["", "## Parts", "", _parts_table(parts)]
     create_markdown_artifact(
-        markdown="\n".join(lines), key=artifact_key(recipe.name), description=f"{title}: {lead}"
+        markdown="\n".join(lines),
+        key=artifact_key("training-store", recipe.name),
+        description=f"{title}: {lead}",
     )
 
 
@@ -358,7 +353,7 @@ def build_training_store(config: str = DEFAULT_CONFIG) -> dict[str, Any]:
             f"{len(failures)} of {len(todo)} parts failed: {'; '.join(failures[:5])}"
             + (f" (and {len(failures) - 5} more)" if len(failures) > 5 else "")
             + "; the other parts are in the store, so running the flow again loads only these "
-            f"(see the artifact {artifact_key(recipe.name)!r})"
+            f"(see the artifact {artifact_key('training-store', recipe.name)!r})"
         )
     finalise_store_task(config)
     verify_store_task(config)

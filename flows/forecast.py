@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -50,7 +49,7 @@ from aircast.forecast.verify import verify_published
 from aircast.sources.ingest import parse_day
 from aircast.store.reader import open_store
 from flows.ingest import DEFAULT_CONFIG, ensure_limit, ingest_cams
-from flows.report import exit_code
+from flows.report import artifact_key, exit_code
 
 #: The global concurrency limit every writer of a forecast store takes a slot of.
 PUBLISH_LIMIT = "aircast-publish"
@@ -102,11 +101,6 @@ def forecast_and_publish(config: str, date: str, checkpoint: str) -> dict[str, A
         "fallback": prepared.fallback,
         "input_source": prepared.initial.source,
     }
-
-
-def artifact_key(kind: str, recipe: str) -> str:
-    """An artifact key (lowercase letters, digits and dashes only, as Prefect requires)."""
-    return re.sub(r"[^a-z0-9-]+", "-", f"{kind}-{recipe}".lower())
 
 
 @task(name="verify-forecasts", cache_policy=NO_CACHE)

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import base64
 import json
-import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,14 +32,9 @@ from prefect.artifacts import create_markdown_artifact
 
 from aircast.config import AirCastConfig, load_config
 from aircast.training.loop import TrainResult, Validation, checkpoint_dir, train
-from flows.report import exit_code
+from flows.report import artifact_key, exit_code
 
 DEFAULT_CONFIG = "configs/demo.yaml"
-
-
-def artifact_key(config: AirCastConfig) -> str:
-    """``train-<name>`` in the characters Prefect allows in a key (lowercase, digits, dashes)."""
-    return "train-" + re.sub(r"[^a-z0-9-]+", "-", config.name.lower()).strip("-")
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:
@@ -203,7 +197,7 @@ def train_forecaster(
     records = read_metrics(result.metrics)
     validation = last_validation(result, records)
     loss_curve = plot_loss_curve(records, out_dir / "loss.png")
-    key = artifact_key(recipe)
+    key = artifact_key("train", recipe.name)
     create_markdown_artifact(
         markdown=training_markdown(
             recipe, config, result, records, validation, loss_curve, resumed

@@ -31,7 +31,8 @@ from aircast.sources.cache import RawCache
 from aircast.sources.ingest import ingest
 from aircast.store.build import build_store
 from aircast.store.reader import open_store
-from flows.build import artifact_key, build_training_store, extend_training_store
+from flows.build import build_training_store, extend_training_store
+from flows.report import artifact_key
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
@@ -147,7 +148,7 @@ def test_build_loads_each_part_as_a_task_and_a_rerun_loads_nothing(
     stages = {r.name.rsplit("-", 1)[0] for r in runs if r.name not in parts}
     assert stages == {"check-inputs", "init-store", "finalise-store", "verify-store"}
     # the artifact: the inspect summary and a row per part
-    key = artifact_key("tiny_Build")
+    key = artifact_key("training-store", "tiny_Build")
     assert key == "training-store-tiny-build"
     text = artifact(client, state, key)
     assert "4 parts: 4 loaded, 0 already current" in text

@@ -28,8 +28,8 @@ from aircast.store.reader import open_store
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The trained tiny recipe with 2019-06-02 and 2019-06-03 published."""
-    root = tmp_path_factory.mktemp("daily")
-    path = ensure_trained(root)
+    # the trained tiny recipe is shared with the flow tests (built once per session)
+    path = ensure_trained(tmp_path_factory.getbasetemp() / "tiny-forecast")
     for day in ("2019-06-02", "2019-06-03"):
         result = CliRunner().invoke(app, ["forecast", day, "--config", str(path)])
         assert result.exit_code == 0, result.output
