@@ -436,6 +436,13 @@ class TrainingSettings(_Strict):
     checkpoint_every_steps: int = Field(default=200, ge=1)
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    torch_threads: int | None = Field(
+        default=None,
+        ge=1,
+        le=256,
+        description="CPU threads torch may use (None: its default, one per core); 1 is fastest "
+        "on a small machine shared with other work, where threads spin waiting for each other",
+    )
     loss: LossSettings = Field(default_factory=LossSettings)
 
     @field_validator("lead_hours")
@@ -491,6 +498,13 @@ class ForecastSettings(_Strict):
         "yesterday's 00 UTC run at lead 24 h instead of failing (said in the provenance)",
     )
     health: HealthSettings = Field(default_factory=HealthSettings)
+    torch_threads: int | None = Field(
+        default=None,
+        ge=1,
+        le=256,
+        description="CPU threads torch may use (None: its default, one per core); 1 is fastest "
+        "on a small machine shared with other work, where threads spin waiting for each other",
+    )
 
     @field_validator("url")
     @classmethod

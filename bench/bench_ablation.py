@@ -37,6 +37,12 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "multi-task fMAE": {"loss": {"weighting": "ens"}, "pollutants_only": False},
     "multi-task MAE": {"loss": {"weighting": "none"}, "pollutants_only": False},
     "pollutants-only fMAE": {"loss": {"weighting": "ens"}, "pollutants_only": True},
+    # the gentler schemes: does the claim depend on how hard the rare bins are pushed?
+    "multi-task fMAE inverse_log": {"loss": {"weighting": "inverse_log"}, "pollutants_only": False},
+    "multi-task fMAE inverse_sqrt": {
+        "loss": {"weighting": "inverse_sqrt"},
+        "pollutants_only": False,
+    },
 }
 POLLUTANTS = ("pm2p5", "pm10")
 

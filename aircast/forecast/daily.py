@@ -233,6 +233,8 @@ def prepare_forecast(
                 + "; ".join(health.problems)
                 + "; nothing was published"
             )
+    if settings.torch_threads is not None:
+        torch.set_num_threads(settings.torch_threads)
     run = make_forecast(
         loaded,
         ic,

@@ -348,6 +348,8 @@ def _train(
 ) -> TrainResult:
     s = config.training
     device = pick_device(s.device)
+    if s.torch_threads is not None and device.type == "cpu":
+        torch.set_num_threads(s.torch_threads)
     torch.manual_seed(s.seed)
     url = url or config.store_url
     out_dir = Path(out_dir or checkpoint_dir(config))
