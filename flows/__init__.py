@@ -27,4 +27,13 @@ train
     ``train_forecaster``: train (or resume training) the forecaster on a recipe's training
     store; a markdown artifact with the validation table, metrics and loss curve
     (``python -m flows.train --help``).
+forecast
+    ``daily_forecast``: one date's 00 UTC cycle forecast to 72 h, published, older forecasts
+    verified (``python -m flows.forecast --help``).
+backfill
+    ``backfill_forecasts``: one daily-forecast run per date of a range, idempotent and bounded
+    (``python -m flows.backfill --help``).
+deploy
+    ``deployments``: every deployment, served from one process (``python -m flows.deploy
+    --serve``) or registered to the work pools of ``infra/pools.yaml`` (``--pools``).
 """

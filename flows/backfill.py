@@ -5,7 +5,8 @@ run per date that the forecast store does not hold yet, at most ``max_concurrent
 and waits for them:
 
 - **idempotent**: each run is created with the deterministic idempotency key
-  ``aircast-forecast/<recipe>/<date>``, so a duplicate or overlapping backfill (or one started
+  ``aircast-forecast/<recipe>/<store>/<date>`` (``<store>``: a hash of the forecast store's
+  URL), so a duplicate or overlapping backfill (or one started
   twice from the UI) gets the existing run back instead of a second one, and waits on it;
 - **skips** dates already published (read from the forecast store itself, the truth);
 - **retries** a date whose earlier run failed, crashed or was cancelled by scheduling that same
@@ -20,6 +21,7 @@ after another: how the demo and the tests use it without workers.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import sys
 import time
 from collections.abc import Sequence
@@ -50,9 +52,14 @@ MAX_DAYS = 400
 POLL_SECONDS = 2.0
 
 
-def idempotency_key(recipe: str, date: str) -> str:
-    """The key of the forecast run of ``date`` for recipe ``recipe``: the same every time."""
-    return f"aircast-forecast/{recipe}/{date}"
+def idempotency_key(recipe: str, forecast_url: str, date: str) -> str:
+    """The key of the forecast run of ``date`` into ``forecast_url``: the same every time.
+
+    The store's URL is in it (hashed: keys are short) because two recipes may share a name but
+    publish to different stores, and neither may get the other's run back.
+    """
+    store = hashlib.sha256(forecast_url.encode()).hexdigest()[:12]
+    return f"aircast-forecast/{recipe}/{store}/{date}"
 
 
 def _dates(start: str, end: str) -> list[str]:
@@ -155,7 +162,9 @@ def backfill_forecasts(
     if deployment:
         for date, future in run_bounded(
             todo,
-            lambda d: forecast_run.submit(deployment, d, config, idempotency_key(recipe.name, d)),
+            lambda d: forecast_run.submit(
+                deployment, d, config, idempotency_key(recipe.name, recipe.forecast_url, d)
+            ),
             max_concurrent,
         ):
             outcome = future.result()

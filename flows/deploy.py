@@ -44,7 +44,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from prefect import Flow
 from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
@@ -168,19 +168,23 @@ def deployments(config: str = DEFAULT_CONFIG) -> list[RunnerDeployment]:
     """
     built = []
     for spec in specs():
-        deployment = spec.flow.to_deployment(
-            name=spec.name,
-            description=spec.description,
-            parameters={"config": config},
-            schedules=[spec.schedule] if spec.schedule is not None else None,
-            concurrency_limit=(
-                ConcurrencyLimitConfig(
-                    limit=spec.concurrency, collision_strategy=ConcurrencyLimitStrategy.ENQUEUE
-                )
-                if spec.concurrency is not None
-                else None
+        # to_deployment is sync here (called outside an event loop); typed as either
+        deployment = cast(
+            RunnerDeployment,
+            spec.flow.to_deployment(
+                name=spec.name,
+                description=spec.description,
+                parameters={"config": config},
+                schedules=[spec.schedule] if spec.schedule is not None else None,
+                concurrency_limit=(
+                    ConcurrencyLimitConfig(
+                        limit=spec.concurrency, collision_strategy=ConcurrencyLimitStrategy.ENQUEUE
+                    )
+                    if spec.concurrency is not None
+                    else None
+                ),
+                tags=["aircast"],
             ),
-            tags=["aircast"],
         )
         # relative to the repository root, wherever this was started from (Prefect would
         # make it relative to the current directory)
@@ -265,7 +269,7 @@ def to_pools(
     """
     from prefect.runner.storage import LocalStorage
 
-    missing = [d.flow_name for d in built if d.flow_name not in pools]
+    missing = [str(d.flow_name) for d in built if d.flow_name not in pools]
     if missing:
         raise SystemExit(
             f"error: {POOLS_FILE.relative_to(REPO_ROOT)} assigns no work pool to the flow(s) "
@@ -273,9 +277,10 @@ def to_pools(
         )
     grouped: dict[str, list[RunnerDeployment]] = {}
     for deployment in built:
+        pool = pools[str(deployment.flow_name)]
         deployment.storage = LocalStorage(path=str(code_dir))
-        deployment.work_pool_name = pools[deployment.flow_name]
-        grouped.setdefault(pools[deployment.flow_name], []).append(deployment)
+        deployment.work_pool_name = pool
+        grouped.setdefault(pool, []).append(deployment)
     return grouped
 
 

@@ -245,12 +245,15 @@ def skill_summary(
         if rows.empty:
             continue
         units = rows["units"].iloc[0]
-        inits = rows["init_time"].nunique()
         pivot = rows.pivot_table(index="model", columns="lead_hours", values="rmse")
+        counts = rows[rows["model"] == "aircast"].groupby("lead_hours")["init_time"].nunique()
         shown = [h for h in leads if h in pivot.columns]
-        lines.append(f"{name} RMSE ({units}), mean over {inits} verified forecasts")
+        lines.append(f"{name} RMSE ({units}), mean over the forecasts verified at each lead")
         lines.append(f"  {'model':<12}" + "".join(f"{f'{h} h':>9}" for h in shown))
         for model in (m for m in MODELS if m in pivot.index):
             cells = "".join(f"{pivot.loc[model, h]:>9.2f}" for h in shown)
             lines.append(f"  {model:<12}{cells}")
+        lines.append(
+            f"  {'(forecasts)':<12}" + "".join(f"{int(counts.get(h, 0)):>9d}" for h in shown)
+        )
     return "\n".join(lines)
