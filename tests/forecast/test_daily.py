@@ -123,6 +123,7 @@ def _corrupt_checkpoint_meta(src: Path, dst: Path) -> None:
         ("other-store", "the checkpoint does not match"),
         ("schema", "schema version"),
         ("store-down", "could not be fetched"),
+        ("unhealthy", "cannot be used: t2m: a cell lies"),
     ],
 )
 def test_bad_input_is_refused_and_the_store_is_unchanged(
@@ -153,6 +154,9 @@ def test_bad_input_is_refused_and_the_store_is_unchanged(
         (copy / "zarr.json").write_text(json.dumps(meta))
         store_path = copy
         path = write_variant(root, "old-schema", url=str(copy))
+    elif case == "unhealthy":
+        # limits no real field meets: the health check must stop the run before publishing
+        path = write_variant(root, "strict-health", health={"max_cell_sigma": 0.01})
     elif case == "store-down":
         data = recipe(root)
         data["datastores"]["ads"]["url"] = "http://127.0.0.1:9"  # nothing listens there
