@@ -166,33 +166,22 @@ def write_checkpoint(config: AirCastConfig) -> tuple[Path, dict[str, Any]]:
     """An untrained checkpoint of the recipe's model shape, written as training writes one."""
     import torch
 
-    import aircast
     from aircast.store.reader import open_store
-    from aircast.training.checkpoint import CheckpointMeta, save_checkpoint
-    from aircast.training.loop import build_loss, build_model, checkpoint_dir
+    from aircast.training.checkpoint import save_checkpoint
+    from aircast.training.loop import (
+        build_loss,
+        build_model,
+        checkpoint_dir,
+        checkpoint_meta,
+        checkpoint_tensors,
+    )
 
     store = open_store(config.store_url, config.store.storage_options or None)
     torch.manual_seed(config.training.seed)
     model, channels = build_model(config, store)
     loss_fn = build_loss(config, store, model)
-    meta = CheckpointMeta(
-        recipe=json.loads(config.model_dump_json()),
-        input_channels=channels.inputs,
-        target_channels=channels.targets,
-        grid={
-            "latitudes": store.ds["latitude"].values.tolist(),
-            "longitudes": store.ds["longitude"].values.tolist(),
-            "resolution": config.grid.resolution,
-        },
-        store_fingerprint=store.fingerprint,
-        step=0,
-        epoch=0,
-        best_score=None,
-        code_version=aircast.__version__,
-    )
-    extra = {}
-    if loss_fn.frequency is not None:
-        extra = {"fmae_edges": loss_fn.frequency.edges, "fmae_table": loss_fn.frequency.table}
+    meta = checkpoint_meta(config, store, channels, step=0, epoch=0, best_score=None)
+    extra = checkpoint_tensors(loss_fn)
     path = save_checkpoint(checkpoint_dir(config) / "best.ckpt", meta, model.state_dict(), extra)
     m = config.model
     info = {

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+import socket
+import uuid
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -151,3 +153,41 @@ class FakeAtmosphere:
 def fake_atmosphere() -> FakeAtmosphere:
     """An analytic atmosphere for product and decoder tests (no simulation, instant)."""
     return FakeAtmosphere()
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (now)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def s3_bucket() -> str:
+    """The bucket that :func:`s3_endpoint`'s server starts with: a new name per test, because
+    moto keeps its buckets in the process, shared by every server the session starts."""
+    return f"aircast-test-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def s3_endpoint(monkeypatch: pytest.MonkeyPatch, s3_bucket: str) -> Iterator[str]:
+    """A moto S3 server on 127.0.0.1 with an empty bucket; fake credentials in the env."""
+    moto_server = pytest.importorskip("moto.server")
+    s3fs = pytest.importorskip("s3fs")
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    port = free_port()
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        fs = s3fs.S3FileSystem(endpoint_url=endpoint, skip_instance_cache=True)
+        fs.mkdir(s3_bucket)
+        yield endpoint
+    finally:
+        server.stop()
+        s3fs.S3FileSystem.clear_instance_cache()

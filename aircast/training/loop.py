@@ -111,6 +111,40 @@ def build_loss(config: AirCastConfig, store: TrainingStore, model: Forecaster) -
     )
 
 
+def checkpoint_meta(
+    config: AirCastConfig,
+    store: TrainingStore,
+    channels: Channels,
+    *,
+    step: int,
+    epoch: int,
+    best_score: float | None,
+) -> CheckpointMeta:
+    """What a checkpoint of ``config``'s model on ``store`` says about itself."""
+    return CheckpointMeta(
+        recipe=json.loads(config.model_dump_json()),
+        input_channels=channels.inputs,
+        target_channels=channels.targets,
+        grid={
+            "latitudes": store.ds["latitude"].values.tolist(),
+            "longitudes": store.ds["longitude"].values.tolist(),
+            "resolution": config.grid.resolution,
+        },
+        store_fingerprint=store.fingerprint,
+        step=step,
+        epoch=epoch,
+        best_score=best_score,
+        code_version=aircast.__version__,
+    )
+
+
+def checkpoint_tensors(loss_fn: AirCastLoss) -> dict[str, torch.Tensor]:
+    """The tensors a checkpoint keeps beside the model's: the fMAE histogram edges and table."""
+    if loss_fn.frequency is None:
+        return {}
+    return {"fmae_edges": loss_fn.frequency.edges, "fmae_table": loss_fn.frequency.table}
+
+
 def lr_lambda(warmup: int, total: int) -> Callable[[int], float]:
     """Linear warm-up to 1, then cosine decay to 0 at ``total`` steps."""
 
@@ -434,34 +468,14 @@ def _train(
     target_norm = model.target_normaliser()
     lat_w = loss_fn.lat.view(-1)
     out_dir.mkdir(parents=True, exist_ok=True)
-    meta_base = dict(
-        recipe=json.loads(config.model_dump_json()),
-        input_channels=channels.inputs,
-        target_channels=channels.targets,
-        grid={
-            "latitudes": store.ds["latitude"].values.tolist(),
-            "longitudes": store.ds["longitude"].values.tolist(),
-            "resolution": config.grid.resolution,
-        },
-        store_fingerprint=store.fingerprint,
-        code_version=aircast.__version__,
-    )
-    extra = {}
-    if loss_fn.frequency is not None:
-        extra = {"fmae_edges": loss_fn.frequency.edges, "fmae_table": loss_fn.frequency.table}
+    extra = checkpoint_tensors(loss_fn)
 
     def save(path: Path, batch_in_epoch: int) -> None:
         if rank != 0:
             return
-        meta = CheckpointMeta(
-            **meta_base,
-            step=step,
-            epoch=epoch,  # type: ignore[arg-type]
-            best_score=best_score,
-        )
         save_checkpoint(
             path,
-            meta,
+            checkpoint_meta(config, store, channels, step=step, epoch=epoch, best_score=best_score),
             model.state_dict(),
             extra,
             {

@@ -16,7 +16,7 @@ import sys
 import textwrap
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -613,42 +613,11 @@ def test_runs_that_do_not_fit_the_store_are_refused(
 # ---------------------------------------------------------------------------------------------
 # object storage
 
-moto_server = pytest.importorskip("moto.server")
 s3fs = pytest.importorskip("s3fs")
-BUCKET = "aircast-forecast-test"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture
-def s3_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """A moto S3 server on 127.0.0.1 with an empty bucket; fake credentials in the env
-    (as tests/store/test_s3.py)."""
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    port = _free_port()
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
-        fs = s3fs.S3FileSystem(endpoint_url=endpoint, skip_instance_cache=True)
-        fs.mkdir(BUCKET)
-        yield endpoint
-    finally:
-        server.stop()
-        s3fs.S3FileSystem.clear_instance_cache()
-
-
-def test_s3_publish_and_read(s3_endpoint: str, tmp_path: Path) -> None:
-    url = f"s3://{BUCKET}/daily/forecast.zarr"
+def test_s3_publish_and_read(s3_endpoint: str, s3_bucket: str, tmp_path: Path) -> None:
+    url = f"s3://{s3_bucket}/daily/forecast.zarr"
     options = {"endpoint_url": s3_endpoint}
     assert published_init_times(url, storage_options=options).size == 0
     for day in ("2019-06-02", "2019-06-01"):
@@ -671,7 +640,7 @@ def test_s3_publish_and_read(s3_endpoint: str, tmp_path: Path) -> None:
     for day in ("2019-06-02", "2019-06-01"):
         publish_forecast(str(local), make_run(day))
     fs = s3fs.S3FileSystem(endpoint_url=s3_endpoint, skip_instance_cache=True)
-    prefix = f"{BUCKET}/daily/forecast.zarr/"
+    prefix = f"{s3_bucket}/daily/forecast.zarr/"
     objects = {key.removeprefix(prefix): fs.cat_file(key) for key in fs.find(prefix)}
     assert objects == snapshot(local)
 

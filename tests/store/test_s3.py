@@ -3,9 +3,7 @@ back with plain xarray; credentials come from the environment, never from the co
 
 from __future__ import annotations
 
-import socket
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -13,48 +11,17 @@ import pytest
 import xarray as xr
 from storetools import ConfigFactory, snapshot
 
-moto_server = pytest.importorskip("moto.server")
 s3fs = pytest.importorskip("s3fs")
 
 from aircast.store.build import build_store, init_store  # noqa: E402
 from aircast.store.reader import open_store  # noqa: E402
 from aircast.store.schema import RecipeMismatchError  # noqa: E402
 
-BUCKET = "aircast-test"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture
-def s3_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """A moto S3 server on 127.0.0.1 with an empty bucket; fake credentials in the env."""
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    port = _free_port()
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
-        fs = s3fs.S3FileSystem(endpoint_url=endpoint, skip_instance_cache=True)
-        fs.mkdir(BUCKET)
-        yield endpoint
-    finally:
-        server.stop()
-        s3fs.S3FileSystem.clear_instance_cache()
-
 
 def test_build_to_s3_and_read_back_with_xarray(
-    reference_store: Path, make_config: ConfigFactory, s3_endpoint: str
+    reference_store: Path, make_config: ConfigFactory, s3_endpoint: str, s3_bucket: str
 ) -> None:
-    url = f"s3://{BUCKET}/tiny/store.zarr"
+    url = f"s3://{s3_bucket}/tiny/store.zarr"
     options = {"endpoint_url": s3_endpoint}
     config = make_config(store={"url": url, "storage_options": options})
     assert config.store_url == url
@@ -75,7 +42,7 @@ def test_build_to_s3_and_read_back_with_xarray(
 
     # the objects are the reference store's files, byte for byte
     fs = s3fs.S3FileSystem(endpoint_url=s3_endpoint, skip_instance_cache=True)
-    prefix = f"{BUCKET}/tiny/store.zarr/"
+    prefix = f"{s3_bucket}/tiny/store.zarr/"
     objects = {key.removeprefix(prefix): fs.cat_file(key) for key in fs.find(prefix)}
     assert objects == snapshot(reference_store)
 
