@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -414,6 +414,14 @@ class LossSettings(_Strict):
     pollutant_weight: float = Field(default=1.0, ge=0)
 
 
+#: CPU threads torch may use (None: its default, one per core); 1 is fastest on a small machine
+#: shared with other work, where the threads spin waiting for each other.
+TorchThreads = Annotated[
+    int | None,
+    Field(ge=1, le=256, description="CPU threads of torch (None: one per core)"),
+]
+
+
 class TrainingSettings(_Strict):
     """How the forecaster is trained (aircast.training)."""
 
@@ -436,13 +444,7 @@ class TrainingSettings(_Strict):
     checkpoint_every_steps: int = Field(default=200, ge=1)
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    torch_threads: int | None = Field(
-        default=None,
-        ge=1,
-        le=256,
-        description="CPU threads torch may use (None: its default, one per core); 1 is fastest "
-        "on a small machine shared with other work, where threads spin waiting for each other",
-    )
+    torch_threads: TorchThreads = None
     loss: LossSettings = Field(default_factory=LossSettings)
 
     @field_validator("lead_hours")
@@ -498,13 +500,7 @@ class ForecastSettings(_Strict):
         "yesterday's 00 UTC run at lead 24 h instead of failing (said in the provenance)",
     )
     health: HealthSettings = Field(default_factory=HealthSettings)
-    torch_threads: int | None = Field(
-        default=None,
-        ge=1,
-        le=256,
-        description="CPU threads torch may use (None: its default, one per core); 1 is fastest "
-        "on a small machine shared with other work, where threads spin waiting for each other",
-    )
+    torch_threads: TorchThreads = None
 
     @field_validator("url")
     @classmethod

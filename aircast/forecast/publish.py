@@ -130,6 +130,7 @@ from zarr.storage import StorePath
 import aircast
 from aircast.align.units import published_units
 from aircast.errors import AirCastError, VocabularyError
+from aircast.sources.cache import process_alive
 from aircast.store import location
 from aircast.vocab import Channel, LevelType, parse_channel
 
@@ -724,19 +725,9 @@ def _lock_holder(content: bytes, since: float) -> str | None:
     age = time.time() - since
     if age > STALE_LOCK_SECONDS:
         return None
-    if host == socket.gethostname() and pid > 0 and not _alive(pid):
+    if host == socket.gethostname() and pid > 0 and not process_alive(pid):
         return None
     return f"host {host}, pid {pid}, {age:.0f} s ago"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # someone else's process
-    return True
 
 
 # ---------------------------------------------------------------------------------------------

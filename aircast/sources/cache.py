@@ -291,7 +291,7 @@ class RawCache:
         removed = 0
         for part in (self.root / "tmp").glob("*.part"):
             pid = part.suffixes[-2].lstrip(".") if len(part.suffixes) >= 2 else ""
-            if pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
+            if pid.isdigit() and int(pid) != os.getpid() and process_alive(int(pid)):
                 continue  # another live process is downloading it
             with _WRITING_LOCK:
                 if part in _WRITING:
@@ -359,7 +359,8 @@ def _entry(row: sqlite3.Row) -> ManifestEntry:
     )
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this host (another user's process counts as running)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -7,13 +7,11 @@ The backfill through a deployment (idempotency keys, the run form) is the browse
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 from uuid import UUID
 
+import dailytools
 import numpy as np
 import pytest
 import yaml
@@ -36,20 +34,6 @@ from flows.forecast import daily_forecast
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
 
-def _dailytools() -> ModuleType:
-    """``tests/forecast/dailytools.py``, loaded by path (that folder is not on this path)."""
-    module = sys.modules.get("dailytools")
-    if module is None:
-        path = Path(__file__).resolve().parents[1] / "forecast" / "dailytools.py"
-        spec = importlib.util.spec_from_file_location("dailytools", path)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["dailytools"] = module
-        spec.loader.exec_module(module)
-    return module
-
-
-dailytools = _dailytools()
 #: the key the sandbox expects in the tests; it must appear in no log or artifact
 SANDBOX_KEY = "sandbox-key-never-logged"
 

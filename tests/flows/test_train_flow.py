@@ -4,16 +4,14 @@ the training tests: built once per session), with a real Prefect server (``prefe
 from __future__ import annotations
 
 import base64
-import importlib.util
 import re
-import sys
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 from uuid import UUID
 
 import pytest
+import tinystore
 import torch
 import yaml
 from prefect.client.orchestration import get_client
@@ -29,21 +27,6 @@ from aircast.training.checkpoint import load_checkpoint
 from flows.train import train_forecaster
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
-
-
-def _tinystore() -> ModuleType:
-    """``tests/training/tinystore.py``, loaded by path: this folder is not on its import path."""
-    path = Path(__file__).resolve().parents[1] / "training" / "tinystore.py"
-    spec = importlib.util.spec_from_file_location("tinystore", path)
-    assert spec is not None and spec.loader is not None
-    module = sys.modules.get("tinystore") or importlib.util.module_from_spec(spec)
-    if "tinystore" not in sys.modules:
-        sys.modules["tinystore"] = module
-        spec.loader.exec_module(module)
-    return module
-
-
-tinystore = _tinystore()
 
 
 @pytest.fixture(scope="module")

@@ -32,10 +32,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 from uuid import UUID
 
+import dailytools
 import numpy as np
 import pytest
 
@@ -77,20 +77,6 @@ def _require_browser() -> None:
         if os.environ.get("CI"):
             pytest.fail(problem)
         pytest.skip(problem)
-
-
-def _dailytools() -> ModuleType:
-    """``tests/forecast/dailytools.py``, loaded by path: that folder is not on the import path."""
-    module = sys.modules.get("dailytools")
-    if module is not None:
-        return module
-    path = REPO_ROOT / "tests" / "forecast" / "dailytools.py"
-    spec = importlib.util.spec_from_file_location("dailytools", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["dailytools"] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def _free_port() -> int:
@@ -224,7 +210,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     ]
     with _process(server_args, env, logs["prefect server"]) as server:
         # the tiny store and a few-step model while the server migrates its database
-        recipe = _dailytools().ensure_trained(root / "tiny")
+        recipe = dailytools.ensure_trained(root / "tiny")
         _wait_for(
             "prefect server", lambda: _healthy(api), server, logs["prefect server"], SERVER_START_S
         )

@@ -8,29 +8,13 @@ test, from the embedded sandbox.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
+import tinystore
 import yaml
 
 TRAIN_STEPS = 6
-
-
-def tinystore() -> ModuleType:
-    """``tests/training/tinystore.py``, loaded by path (its folder is not on every import path)."""
-    module = sys.modules.get("tinystore")
-    if module is not None:
-        return module
-    path = Path(__file__).resolve().parents[1] / "training" / "tinystore.py"
-    spec = importlib.util.spec_from_file_location("tinystore", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["tinystore"] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def ensure_trained(root: Path) -> Path:
@@ -39,7 +23,7 @@ def ensure_trained(root: Path) -> Path:
     The recipe (``root/forecast-recipe.yaml``) forecasts with ``root/checkpoints/last.ckpt``
     into ``root/forecast.zarr``.
     """
-    tiny = tinystore()
+    tiny = tinystore
     path = root / "forecast-recipe.yaml"
     if path.is_file():
         return path
@@ -54,7 +38,7 @@ def ensure_trained(root: Path) -> Path:
 
 def recipe(root: Path, **forecast: Any) -> dict[str, Any]:
     """The tiny recipe with a forecast section (``forecast`` entries override it)."""
-    data: dict[str, Any] = tinystore().recipe(root)
+    data: dict[str, Any] = tinystore.recipe(root)
     data["forecast"] = {
         "checkpoint": str(root / "checkpoints" / "last.ckpt"),
         "url": str(root / "forecast.zarr"),

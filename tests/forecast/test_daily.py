@@ -13,9 +13,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import tinystore
 import torch
 import xarray as xr
-from dailytools import ensure_trained, recipe, tinystore, write_variant
+from dailytools import ensure_trained, recipe, write_variant
 from typer.testing import CliRunner
 
 from aircast.cli import app
@@ -163,7 +164,7 @@ def test_bad_input_is_refused_and_the_store_is_unchanged(
         data["ingest"] = {"sleep_max": 0.05, "http_tries": 1, "download_tries": 1, "timeout": 2.0}
         monkeypatch.setenv("AIRCAST_ADS_KEY", "a-key-for-a-store-that-is-down")
         path = tmp_path / "down.yaml"
-        tinystore().write_recipe(path, data)
+        tinystore.write_recipe(path, data)
     before = tree_hash(store_path)
     result = CliRunner().invoke(app, ["forecast", date, "--config", str(path)])
     assert result.exit_code == 2, result.output
@@ -207,7 +208,7 @@ def test_missing_run_fails_or_falls_back_to_the_previous_cycle(
     data = recipe(root, url=str(tmp_path / "fc.zarr"))
     data["sandbox"] = {"faults": "missing=2019-06-06"}
     strict = tmp_path / "strict.yaml"
-    tinystore().write_recipe(strict, data)
+    tinystore.write_recipe(strict, data)
     result = CliRunner().invoke(app, ["forecast", "2019-06-06", "--config", str(strict)])
     assert result.exit_code == 2, result.output
     assert "could not be fetched" in result.output
@@ -218,7 +219,7 @@ def test_missing_run_fails_or_falls_back_to_the_previous_cycle(
 
     data["forecast"]["fallback_to_previous_cycle"] = True
     lenient = tmp_path / "lenient.yaml"
-    tinystore().write_recipe(lenient, data)
+    tinystore.write_recipe(lenient, data)
     result = CliRunner().invoke(app, ["forecast", "2019-06-06", "--config", str(lenient)])
     assert result.exit_code == 0, result.output
     provenance = open_forecast(str(tmp_path / "fc.zarr")).provenance("2019-06-06")
