@@ -78,14 +78,28 @@ def main() -> None:
     parser.add_argument("--config", default="configs/demo.yaml")
     parser.add_argument("--out", default="data/ablation", help="checkpoints and scorecards")
     parser.add_argument("--max-steps", type=int, default=None, help="budget per variant")
+    parser.add_argument(
+        "--seed", type=int, default=None, help="training seed (default: the recipe's)"
+    )
+    parser.add_argument(
+        "--variants",
+        nargs="+",
+        choices=list(VARIANTS),
+        default=list(VARIANTS),
+        metavar="NAME",
+        help=f"variants to train (default: all of {list(VARIANTS)})",
+    )
     parser.add_argument("--no-record", action="store_true")
     args = parser.parse_args()
     base = load_config(args.config)
+    if args.seed is not None:
+        training = base.training.model_copy(update={"seed": args.seed})
+        base = base.model_copy(update={"training": training})
     torch.set_num_threads(1)  # two cores shared with other jobs: one thread is steadier
     rows: dict[str, Any] = {}
-    for name, changes in VARIANTS.items():
-        config = variant(base, changes)
-        out = Path(args.out) / name.replace(" ", "_")
+    for name in args.variants:
+        config = variant(base, VARIANTS[name])
+        out = Path(args.out) / f"seed{base.training.seed}" / name.replace(" ", "_")
         started = time.perf_counter()
         result = train(
             config,
