@@ -43,7 +43,16 @@ $(CHROMIUM):
 	$(SUDO) apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium
 
-test: $(STAMP) lint $(CHROMIUM)
+# The infra test starts a PostgreSQL server of Debian's packages (its binaries only: the test
+# makes and removes its own cluster); installed on first use if the machine lacks them
+.PHONY: postgres-server
+postgres-server:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || { \
+		echo "installing Debian's postgresql for the infra test (once)"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install \
+			-y -qq --no-install-recommends postgresql; }
+
+test: $(STAMP) lint $(CHROMIUM) postgres-server
 	$(BIN)/python -m pytest
 
 format: $(STAMP)
