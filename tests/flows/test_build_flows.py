@@ -6,16 +6,15 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from uuid import UUID
 
 import pytest
 import xarray as xr
 import yaml
 from distributed import LocalCluster, get_task_stream
-from prefect.client.orchestration import SyncPrefectClient, get_client
+from flowtools import run_id
+from prefect.client.orchestration import SyncPrefectClient
 from prefect.client.schemas.filters import (
     ArtifactFilter,
     ArtifactFilterFlowRunId,
@@ -86,18 +85,6 @@ def raw_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     failed = [r for report in reports.values() for r in report.failed]
     assert not failed, failed
     return root
-
-
-@pytest.fixture
-def client() -> Iterator[SyncPrefectClient]:
-    with get_client(sync_client=True) as c:
-        yield c
-
-
-def run_id(state: State) -> UUID:
-    flow_run_id = state.state_details.flow_run_id
-    assert flow_run_id is not None
-    return flow_run_id
 
 
 def task_runs(client: SyncPrefectClient, state: State) -> list[TaskRun]:

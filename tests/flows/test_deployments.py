@@ -8,7 +8,6 @@ import, its pool and code location) are checked as the server stores them.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
 from uuid import UUID
@@ -48,12 +47,6 @@ EXPECTED = {
     "daily-forecast/daily-forecast": (GPU_POOL, 2),
     "backfill-forecasts/backfill-forecasts": (CPU_POOL, 1),
 }
-
-
-@pytest.fixture
-def client() -> Iterator[SyncPrefectClient]:
-    with get_client(sync_client=True) as client:
-        yield client
 
 
 @pytest.fixture(scope="module")

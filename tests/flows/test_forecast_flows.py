@@ -15,6 +15,7 @@ import dailytools
 import numpy as np
 import pytest
 import yaml
+from flowtools import run_id
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import (
     ArtifactFilter,
@@ -25,7 +26,6 @@ from prefect.client.schemas.filters import (
     LogFilterFlowRunId,
 )
 from prefect.logging.handlers import APILogHandler
-from prefect.states import State
 
 from aircast.forecast.reader import open_forecast
 from flows.backfill import backfill_forecasts
@@ -52,12 +52,6 @@ def recipe(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = root / "recipe.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
-
-
-def flow_run_of(state: State) -> UUID:
-    flow_run = state.state_details.flow_run_id
-    assert flow_run is not None
-    return flow_run
 
 
 def run_record(flow_run: UUID) -> dict[str, Any]:
@@ -92,7 +86,7 @@ def test_daily_forecast_publishes_reports_and_is_idempotent(recipe: Path) -> Non
     assert [str(t)[:10] for t in store.init_times] == ["2019-06-03"]
     assert np.isfinite(store.map("pm2p5", lead_hours=72).values).all()
 
-    record = run_record(flow_run_of(state))
+    record = run_record(run_id(state))
     health = record["artifacts"]["input-health-tiny-forecast-flow"]
     assert "## Input health: 2019-06-03 00:00 UTC (healthy)" in str(health.data)
     assert "| pm2p5 |" in str(health.data)
@@ -110,7 +104,7 @@ def test_daily_forecast_publishes_reports_and_is_idempotent(recipe: Path) -> Non
     assert again.result()["outcome"] == "already published"
     after = sorted(p.stat().st_mtime_ns for p in Path(result["forecast_store"]).rglob("*"))
     assert after == before
-    assert "forecast-and-publish" not in " ".join(run_record(flow_run_of(again))["tasks"])
+    assert "forecast-and-publish" not in " ".join(run_record(run_id(again))["tasks"])
 
 
 @pytest.mark.parametrize(
@@ -129,7 +123,7 @@ def test_a_bad_date_fails_before_anything_is_fetched_or_written(
     state = daily_forecast(date, str(recipe), return_state=True)
     assert state.is_failed()
     assert said in (state.message or "")
-    assert run_record(flow_run_of(state))["tasks"] == []
+    assert run_record(run_id(state))["tasks"] == []
     assert (sorted(str(p) for p in store.rglob("*")) if store.exists() else []) == before
 
 
@@ -145,7 +139,7 @@ def test_backfill_forecasts_the_missing_dates_and_skips_the_published(recipe: Pa
     store_url = yaml.safe_load(recipe.read_text())["forecast"]["url"]
     published = [str(t)[:10] for t in open_forecast(store_url).init_times]
     assert published == ["2019-06-02", "2019-06-03", "2019-06-04"]
-    table = run_record(flow_run_of(state))["artifacts"]["backfill-tiny-forecast-flow"]
+    table = run_record(run_id(state))["artifacts"]["backfill-tiny-forecast-flow"]
     assert table.type == "table"
 
     # the same backfill again: every date skipped, nothing run

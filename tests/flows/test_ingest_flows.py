@@ -16,9 +16,10 @@ from uuid import UUID
 
 import pytest
 import yaml
+from flowtools import run_id
 from prefect import flow, get_run_logger
 from prefect.blocks.system import Secret as SecretBlock
-from prefect.client.orchestration import SyncPrefectClient, get_client
+from prefect.client.orchestration import SyncPrefectClient
 from prefect.client.schemas.filters import (
     ArtifactFilter,
     ArtifactFilterFlowRunId,
@@ -30,7 +31,6 @@ from prefect.client.schemas.filters import (
 )
 from prefect.exceptions import ObjectNotFound
 from prefect.logging.handlers import APILogHandler
-from prefect.states import State
 
 from aircast.config import load_config
 from aircast.sandbox.server import SandboxServer
@@ -66,18 +66,6 @@ def write_recipe(tmp_path: Path, name: str = "recipe.yaml", **changes: Any) -> P
     path = tmp_path / name
     path.write_text(yaml.safe_dump(data))
     return path
-
-
-@pytest.fixture
-def client() -> Iterator[SyncPrefectClient]:
-    with get_client(sync_client=True) as c:
-        yield c
-
-
-def run_id(state: State) -> UUID:
-    flow_run_id = state.state_details.flow_run_id
-    assert flow_run_id is not None
-    return flow_run_id
 
 
 def artifacts(client: SyncPrefectClient, flow_run: UUID) -> dict[str, Any]:
