@@ -390,6 +390,13 @@ class ModelSettings(_Strict):
     heads: int = Field(default=4, ge=1, le=64, description="attention heads")
     mlp_ratio: float = Field(default=4.0, gt=0)
     dropout: float = Field(default=0.0, ge=0, lt=1)
+    residual: Literal["climatology_anomaly", "persistence"] = Field(
+        default="climatology_anomaly",
+        description=(
+            "the forecast the network corrects: damped anomaly persistence from the training "
+            "period's diurnal climatology, or persistence of the initial state"
+        ),
+    )
 
     @model_validator(mode="after")
     def _divisible(self) -> ModelSettings:

@@ -54,7 +54,7 @@ sys.path.insert(0, str(BENCH))
 from climax_reference import ClimaXReference  # noqa: E402
 from recording import append_result, machine_info  # noqa: E402
 
-from aircast.model.forecaster import Forecaster, ModelShape  # noqa: E402
+from aircast.model.forecaster import DiurnalMean, Forecaster, ModelShape  # noqa: E402
 from aircast.model.normaliser import Normaliser  # noqa: E402
 from aircast.training.losses import (  # noqa: E402
     AirCastLoss,
@@ -145,7 +145,10 @@ def build(kind: str, config: dict[str, Any], batch: int, seed: int = 0) -> tuple
             torch.ones(n),
         )
         shape = ModelShape(config["patch"], config["width"], config["depth"], config["heads"])
-        forecaster = Forecaster(shape, CHANNELS, WEATHER + POLLUTANTS, grid, norm)
+        # with a diurnal climatology, as a trained model has one (its baseline is in the step)
+        n_out = len(WEATHER + POLLUTANTS)
+        climatology = DiurnalMean(torch.arange(0, 24, 3), torch.randn(8, n_out, *grid, generator=g))
+        forecaster = Forecaster(shape, CHANNELS, WEATHER + POLLUTANTS, grid, norm, climatology)
         model = forecaster
 
         def forward(z: torch.Tensor, lead: torch.Tensor) -> torch.Tensor:

@@ -65,7 +65,7 @@ from aircast.evaluation.baselines import (
     training_climate,
 )
 from aircast.forecast.rollout import rollout
-from aircast.model.forecaster import Forecaster, ModelShape
+from aircast.model.forecaster import DiurnalMean, Forecaster, ModelShape
 from aircast.sources.datastore import Endpoint
 from aircast.store.reader import TrainingStore, open_store
 from aircast.training.checkpoint import Checkpoint, check_compatible, load_checkpoint
@@ -132,8 +132,19 @@ def load_forecaster(
         **{f.name: settings[f.name] for f in dataclasses.fields(ModelShape) if f.name in settings}
     )
     grid = (store.ds.sizes["latitude"], store.ds.sizes["longitude"])
+    # a model trained with a diurnal climatology carries it; one without is persistence-based
+    climatology = (
+        DiurnalMean(checkpoint.model["climatology_hours"], checkpoint.model["climatology"])
+        if "climatology" in checkpoint.model
+        else None
+    )
     model = Forecaster(
-        shape, channels.inputs, channels.targets, grid, normaliser_of(store, channels.inputs)
+        shape,
+        channels.inputs,
+        channels.targets,
+        grid,
+        normaliser_of(store, channels.inputs),
+        climatology,
     )
     model.load_state_dict(checkpoint.model)  # legacy keys were dropped by load_checkpoint
     return model.to(device).eval()

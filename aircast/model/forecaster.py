@@ -1,7 +1,18 @@
 """The multi-task forecaster: one encoder, a weather head and a pollutant head.
 
-It works in normalised space and predicts the change of each target channel over the lead
-time (a residual), conditioned on the lead time and on the initial time's hour and season.
+It works in normalised space and predicts a correction to a baseline forecast, conditioned on
+the lead time and on the initial time's hour and season. With a diurnal climatology (the
+training period's mean state at each hour of day, normalised; :class:`DiurnalMean`) the
+baseline is *damped anomaly persistence*: the climatology of the target hour plus the initial
+anomaly from the climatology of the initial hour, decayed by a learned per-channel rate,
+
+    base = clim[target hour] + exp(-k_c · lead) · (z - clim[initial hour]).
+
+Why: the sandbox's pollutants and boundary layer follow a strong daily cycle, so persistence is
+poor at 6-18 h and the hour-of-day climatology is poor at 24 h multiples; anomaly persistence
+is better than either at every lead before any training (bench/RESULTS.md, forecaster), and
+the head, initialised at zero, starts from it. Without a climatology (``model.residual:
+persistence``, and checkpoints written before it existed) the baseline is the initial state.
 Grids whose size is not a multiple of the patch size are padded by replication and cropped
 back. Physical outputs of positive channels are clamped at zero by the normaliser.
 """
@@ -11,6 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -32,6 +44,25 @@ class ModelShape:
     heads: int = 4
     mlp_ratio: float = 4.0
     dropout: float = 0.0
+
+
+class DiurnalMean(NamedTuple):
+    """The training period's mean of each target channel by hour of day, normalised.
+
+    Attributes
+    ----------
+    hours
+        int64 (K,): the hours of day (0-23) held, distinct and ascending.
+    mean
+        float32 (K, C_out, H, W): normalised mean state at each of ``hours``.
+    """
+
+    hours: torch.Tensor
+    mean: torch.Tensor
+
+
+#: Initial anomaly decay rate, per day: exp(-0.105) ≈ 0.9 of the anomaly is kept after 24 h.
+INITIAL_DECAY_PER_DAY = 0.105
 
 
 def time_features(
@@ -58,9 +89,14 @@ class Forecaster(nn.Module):
         (H, W) of the fields.
     normaliser
         Statistics of ``input_channels`` (the training store's).
+    climatology
+        Diurnal mean of ``target_channels``: the baseline becomes damped anomaly persistence.
+        None: the baseline is persistence.
     """
 
     target_index: torch.Tensor
+    climatology_hours: torch.Tensor
+    climatology: torch.Tensor
 
     def __init__(
         self,
@@ -69,6 +105,7 @@ class Forecaster(nn.Module):
         target_channels: Sequence[str],
         grid: tuple[int, int],
         normaliser: Normaliser,
+        climatology: DiurnalMean | None = None,
     ) -> None:
         super().__init__()
         self.shape = shape
@@ -94,6 +131,22 @@ class Forecaster(nn.Module):
             torch.tensor([self.input_channels.index(c) for c in self.target_channels]),
             persistent=False,
         )
+        self.anomaly_decay: nn.Parameter | None = None
+        if climatology is not None:
+            hours, mean = climatology
+            expected = (len(self.target_channels), *grid)
+            if hours.ndim != 1 or tuple(mean.shape) != (hours.numel(), *expected):
+                raise ValueError(
+                    f"the climatology must be (hours,) and (hours, {expected}); got "
+                    f"{tuple(hours.shape)} and {tuple(mean.shape)}"
+                )
+            if not torch.isfinite(mean).all():
+                raise ValueError("the climatology has non-finite values")
+            self.register_buffer("climatology_hours", hours.to(torch.long).clone())
+            self.register_buffer("climatology", mean.float().clone())
+            # softplus⁻¹ of the rate: the learned rate stays positive (anomalies decay)
+            rate = math.log(math.expm1(INITIAL_DECAY_PER_DAY))
+            self.anomaly_decay = nn.Parameter(torch.full((len(self.target_channels),), rate))
         self.backbone = ViTBackbone(
             len(self.input_channels),
             self.padded,
@@ -132,7 +185,27 @@ class Forecaster(nn.Module):
         x = F.pad(z, pad, mode="replicate") if any(pad) else z
         tokens = self.backbone(x, time_features(lead_hours, hour_of_day, day_of_year))
         change = torch.cat([head(tokens) for head in self.heads.values()], dim=1)
-        return z.index_select(1, self.target_index) + change[:, :, :h, :w]
+        return self.baseline(z, lead_hours, hour_of_day) + change[:, :, :h, :w]
+
+    def baseline(
+        self, z: torch.Tensor, lead_hours: torch.Tensor, hour_of_day: torch.Tensor
+    ) -> torch.Tensor:
+        """The forecast the network corrects, normalised (B, C_out, H, W): persistence, or
+        damped anomaly persistence where the model has a climatology."""
+        state = z.index_select(1, self.target_index)
+        if self.anomaly_decay is None:
+            return state
+        at_init = self.climatology[self._slot(hour_of_day)]
+        at_target = self.climatology[self._slot(hour_of_day + lead_hours)]
+        rate = F.softplus(self.anomaly_decay)
+        kept = torch.exp(-rate[None, :] * (lead_hours[:, None] / 24.0))[:, :, None, None]
+        return at_target + kept.to(state.dtype) * (state - at_init)
+
+    def _slot(self, hours: torch.Tensor) -> torch.Tensor:
+        """Index into ``climatology`` of the held hour of day nearest to each of ``hours``."""
+        hour = torch.remainder(torch.round(hours), 24).to(torch.long)
+        gap = (hour[:, None] - self.climatology_hours[None, :]).abs()
+        return torch.minimum(gap, 24 - gap).argmin(dim=1)
 
     def forward(self, batch: Batch) -> torch.Tensor:
         """Physical predictions (B, C_out, H, W) for a batch; positive channels ≥ 0."""

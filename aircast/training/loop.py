@@ -32,7 +32,7 @@ import aircast
 from aircast.config import AirCastConfig
 from aircast.data.batch import Batch
 from aircast.data.dataset import Channels, StoreSamples
-from aircast.model.forecaster import Forecaster, ModelShape
+from aircast.model.forecaster import DiurnalMean, Forecaster, ModelShape
 from aircast.model.normaliser import Normaliser
 from aircast.store.reader import TrainingStore, open_store
 from aircast.training.checkpoint import (
@@ -42,6 +42,7 @@ from aircast.training.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
+from aircast.training.climatology import diurnal_mean
 from aircast.training.losses import AirCastLoss, FrequencyWeights, latitude_weights
 
 Log = Callable[[str], None]
@@ -79,7 +80,11 @@ def normaliser_of(store: TrainingStore, channels: tuple[str, ...]) -> Normaliser
     )
 
 
-def build_model(config: AirCastConfig, store: TrainingStore) -> tuple[Forecaster, Channels]:
+def build_model(
+    config: AirCastConfig, store: TrainingStore, log: Log | None = None
+) -> tuple[Forecaster, Channels]:
+    """A fresh model for ``config`` on ``store``: its statistics and, for the
+    ``climatology_anomaly`` residual, the training period's diurnal climatology."""
     channels = Channels.of_store(
         store.channel_names, pollutants_only=config.training.pollutants_only
     )
@@ -87,8 +92,15 @@ def build_model(config: AirCastConfig, store: TrainingStore) -> tuple[Forecaster
     grid = (ds.sizes["latitude"], ds.sizes["longitude"])
     m = config.model
     shape = ModelShape(m.patch_size, m.width, m.depth, m.heads, m.mlp_ratio, m.dropout)
+    normaliser = normaliser_of(store, channels.inputs)
+    climatology: DiurnalMean | None = None
+    if m.residual == "climatology_anomaly":
+        train = config.periods.train
+        climatology = diurnal_mean(
+            store, channels.targets, (train.start, train.end), normaliser, log=log
+        )
     return Forecaster(
-        shape, channels.inputs, channels.targets, grid, normaliser_of(store, channels.inputs)
+        shape, channels.inputs, channels.targets, grid, normaliser, climatology
     ), channels
 
 
@@ -388,7 +400,7 @@ def _train(
     url = url or config.store_url
     out_dir = Path(out_dir or checkpoint_dir(config))
     store = open_store(url, config.store.storage_options or None)
-    model, channels = build_model(config, store)
+    model, channels = build_model(config, store, log)
     model.to(device)
     loss_fn = build_loss(config, store, model).to(device)
     period = config.periods
