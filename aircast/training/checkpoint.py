@@ -2,11 +2,11 @@
 
 A checkpoint holds the weights (the normaliser's statistics and the diurnal climatology of the
 model's baseline are buffers among them), the validated recipe, the channel lists, the fMAE
-histogram bins, the grid, the training store's fingerprint and the code version; a resumable one also holds the optimiser, scheduler, step
-and random-generator states. It is written with ``torch.save`` to a temporary name and renamed
-into place, and read with ``torch.load(weights_only=True)``: only tensors, numbers, strings and
-containers of them are accepted, so loading never unpickles arbitrary objects. Metadata is one
-JSON string.
+histogram bins, the grid, the training store's fingerprint and the code version; a resumable
+one also holds the optimiser, scheduler, step and random-generator states. It is written with
+``torch.save`` to a temporary name and renamed into place, and read with
+``torch.load(weights_only=True)``: only tensors, numbers, strings and containers of them are
+accepted, so loading never unpickles arbitrary objects. Metadata is one JSON string.
 """
 
 from __future__ import annotations
