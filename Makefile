@@ -29,7 +29,7 @@ demo: $(STAMP)
 	$(BIN)/python -m flows.demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check .
+	$(BIN)/ruff check --no-cache .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
