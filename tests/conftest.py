@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import socket
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 import pytest
+from flowtools import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("AIRCAST_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -153,13 +153,6 @@ class FakeAtmosphere:
 def fake_atmosphere() -> FakeAtmosphere:
     """An analytic atmosphere for product and decoder tests (no simulation, instant)."""
     return FakeAtmosphere()
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on (now)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture

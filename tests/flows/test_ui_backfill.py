@@ -24,7 +24,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -38,6 +37,7 @@ from uuid import UUID
 import dailytools
 import numpy as np
 import pytest
+from flowtools import free_port
 
 from aircast.config import load_config
 from flows.backfill import FORECAST_DEPLOYMENT
@@ -77,13 +77,6 @@ def _require_browser() -> None:
         if os.environ.get("CI"):
             pytest.fail(problem)
         pytest.skip(problem)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _tail(path: Path, lines: int = 60) -> str:
@@ -181,7 +174,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """A Prefect server with its UI, and the deployments served with the tiny recipe."""
     _require_browser()
     root = tmp_path_factory.mktemp("ui-backfill")
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     api = f"{url}/api"
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}

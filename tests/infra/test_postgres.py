@@ -27,7 +27,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -38,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from flowtools import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -54,12 +54,6 @@ def _pg_bin() -> Path | None:
         return Path(found).resolve().parent
     candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
     return candidates[-1].parent if candidates else None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _prefect_env(home: Path, **extra: str) -> dict[str, str]:
@@ -134,7 +128,7 @@ def postgres() -> Iterator[Postgres]:
     # must stay short, and as root the `postgres` user must be able to enter the directory's
     # parents (pytest's /tmp/pytest-of-root is closed to it)
     base = Path(tempfile.mkdtemp(prefix="aircast-pg-"))
-    port = _free_port()
+    port = free_port()
     try:
         url = _start_local(base, port)
         assert url.startswith("postgresql+asyncpg://prefect:")
@@ -164,7 +158,7 @@ def postgres() -> Iterator[Postgres]:
 @pytest.fixture
 def prefect_server(postgres: Postgres, tmp_path: Path) -> Iterator[str]:
     """``prefect server start`` on the PostgreSQL database; yields its API URL."""
-    port = _free_port()
+    port = free_port()
     api = f"http://127.0.0.1:{port}/api"
     log = tmp_path / "server.log"
     env = _prefect_env(
