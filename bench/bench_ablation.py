@@ -88,6 +88,20 @@ def leads_lost(row: dict[str, Any], baseline: dict[str, Any], name: str) -> int:
     return int(np.sum(~(ours < theirs)))
 
 
+def table_row(name: str, row: dict[str, Any], rows: dict[str, Any], width: int = 36) -> str:
+    """One printed line: the mean MAE and extreme RMSE of PM2.5 and PM10, then the PM2.5 leads
+    lost to the ``persistence`` and ``climatology`` rows of ``rows``."""
+    lost = (
+        f"{leads_lost(row, rows['persistence'], 'pm2p5')}/"
+        f"{leads_lost(row, rows['climatology'], 'pm2p5')}"
+    )
+    return (
+        f"{name:<{width}} {row['pm2p5']['mae_mean']:>10.3f} "
+        f"{row['pm2p5']['extreme_rmse_mean']:>10.3f} {row['pm10']['mae_mean']:>10.3f} "
+        f"{row['pm10']['extreme_rmse_mean']:>10.3f} {lost:>9}"
+    )
+
+
 def summarise(card: Any, model: str = "aircast") -> dict[str, Any]:
     out: dict[str, Any] = {}
     score = card["score"]
@@ -156,15 +170,7 @@ def main() -> None:
         "above p99; lost p/c = PM2.5 leads not beating persistence / climatology on MAE)"
     )
     for name, row in rows.items():
-        lost = (
-            f"{leads_lost(row, rows['persistence'], 'pm2p5')}/"
-            f"{leads_lost(row, rows['climatology'], 'pm2p5')}"
-        )
-        print(
-            f"{name:<36} {row['pm2p5']['mae_mean']:>10.3f} "
-            f"{row['pm2p5']['extreme_rmse_mean']:>10.3f} {row['pm10']['mae_mean']:>10.3f} "
-            f"{row['pm10']['extreme_rmse_mean']:>10.3f} {lost:>9}"
-        )
+        print(table_row(name, row, rows))
     if not args.no_record:
         append_result(
             RESULTS,

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from bench_ablation import leads_lost, summarise
+from bench_ablation import summarise, table_row
 from recording import append_result, machine_info  # bench/ is on sys.path when a bench runs
 
 from aircast.config import load_config
@@ -93,16 +93,8 @@ def main() -> None:
         f"{'lost p/c':>9} {'pm2p5 MAE 24/48/72 h':>22}   (µg m-3, mean over leads 3-72 h)"
     )
     for name, row in rows.items():
-        lost = (
-            f"{leads_lost(row, rows['persistence'], 'pm2p5')}/"
-            f"{leads_lost(row, rows['climatology'], 'pm2p5')}"
-        )
         by_lead = "/".join(f"{v:.3f}" for v in np.asarray(row["pm2p5"]["mae_by_lead"])[at])
-        print(
-            f"{name:<32} {row['pm2p5']['mae_mean']:>10.3f} "
-            f"{row['pm2p5']['extreme_rmse_mean']:>10.3f} {row['pm10']['mae_mean']:>10.3f} "
-            f"{row['pm10']['extreme_rmse_mean']:>10.3f} {lost:>9} {by_lead:>22}"
-        )
+        print(f"{table_row(name, row, rows, width=32)} {by_lead:>22}")
     if not args.no_record:
         append_result(
             RESULTS,
