@@ -56,8 +56,9 @@ from prefect.artifacts import (
 )
 from prefect.blocks.system import Secret as SecretBlock
 from prefect.cache_policies import NO_CACHE
-from prefect.client.orchestration import get_client
+from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+from prefect.client.schemas.responses import GlobalConcurrencyLimitResponse
 from prefect.concurrency.sync import concurrency
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 from prefect.futures import PrefectFuture
@@ -135,6 +136,26 @@ def ensure_store_limit(store: str, size: int) -> int:
     )
 
 
+def create_limit_if_missing(
+    client: SyncPrefectClient, name: str, slots: int
+) -> GlobalConcurrencyLimitResponse | None:
+    """Create the global concurrency limit ``name`` with ``slots`` unless it exists.
+
+    Returns the limit that already existed (kept as it is: an operator may have tuned it), or
+    None when this call created it. A limit created by someone else between the look-up and
+    the creation counts as existing.
+    """
+    try:
+        return client.read_global_concurrency_limit_by_name(name)
+    except ObjectNotFound:
+        pass
+    try:
+        client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=slots))
+    except ObjectAlreadyExists:  # another run (or the bootstrap) created it in between
+        return client.read_global_concurrency_limit_by_name(name)
+    return None
+
+
 def ensure_limit(name: str, size: int, *, what: str, setting: str) -> int:
     """Create the global concurrency limit ``name`` with ``size`` slots if it is missing.
 
@@ -144,25 +165,16 @@ def ensure_limit(name: str, size: int, *, what: str, setting: str) -> int:
     """
     logger = get_run_logger()
     with get_client(sync_client=True) as client:
-        try:
-            existing = client.read_global_concurrency_limit_by_name(name)
-        except ObjectNotFound:
-            try:
-                client.create_global_concurrency_limit(
-                    GlobalConcurrencyLimitCreate(name=name, limit=size)
-                )
-            except ObjectAlreadyExists:  # another run created it in between
-                existing = client.read_global_concurrency_limit_by_name(name)
-            else:
-                logger.info(
-                    "created the global concurrency limit %r: at most %d %s across all flow "
-                    "runs (%s)",
-                    name,
-                    size,
-                    what,
-                    setting,
-                )
-                return size
+        existing = create_limit_if_missing(client, name, size)
+    if existing is None:
+        logger.info(
+            "created the global concurrency limit %r: at most %d %s across all flow runs (%s)",
+            name,
+            size,
+            what,
+            setting,
+        )
+        return size
     if not existing.active:
         logger.warning(
             "the global concurrency limit %r is inactive, so %s are not bounded; activate it "

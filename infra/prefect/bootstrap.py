@@ -89,21 +89,12 @@ def ensure_pool(client: Any, name: str, pool: dict[str, Any]) -> str:
 
 
 def ensure_limit(client: Any, name: str, slots: int) -> str:
-    """Create the global concurrency limit ``name`` if it is missing (as flows/ingest.py does)."""
-    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
-    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+    """Create the global concurrency limit ``name`` if it is missing, the flows' way."""
+    from flows.ingest import create_limit_if_missing
 
-    try:
-        existing = client.read_global_concurrency_limit_by_name(name)
-    except ObjectNotFound:
-        try:
-            client.create_global_concurrency_limit(
-                GlobalConcurrencyLimitCreate(name=name, limit=slots)
-            )
-        except ObjectAlreadyExists:  # created in between (a flow run's first use)
-            existing = client.read_global_concurrency_limit_by_name(name)
-        else:
-            return f"global concurrency limit {name!r} created with {slots} slot(s)"
+    existing = create_limit_if_missing(client, name, slots)
+    if existing is None:
+        return f"global concurrency limit {name!r} created with {slots} slot(s)"
     note = "" if existing.limit == slots else f" (pools.yaml says {slots}; change it in the UI)"
     state = "" if existing.active else ", INACTIVE: it bounds nothing until activated"
     return (
