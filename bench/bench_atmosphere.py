@@ -35,6 +35,7 @@ import scipy
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from aircast.sandbox import atmosphere as atmos
+from aircast.sandbox import geography, tracers
 
 RESULTS = Path(__file__).resolve().parent / "results" / "atmosphere.json"
 DAY = np.datetime64("2019-07-15T00:00:00")
@@ -46,8 +47,8 @@ def _region(step: float) -> tuple[np.ndarray, np.ndarray]:
 
 def _reset_process_caches() -> None:
     """Forget the static fields and the tracer grid, as in a new process."""
-    atmos._STATIC_CACHE.clear()
-    atmos._SIMGRID = None
+    geography.clear_static_cache()
+    tracers.sim_grid.cache_clear()
 
 
 def _era5(atm: atmos.ToyAtmosphere) -> int:

@@ -11,7 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from aircast.sandbox.atmosphere import ToyAtmosphere, WindPerturbation
+from aircast.sandbox.atmosphere import ToyAtmosphere
+from aircast.sandbox.tracers import WindPerturbation
 from aircast.vocab import VARIABLES, LevelType
 
 DAY = np.datetime64("2019-03-11T00:00:00")
