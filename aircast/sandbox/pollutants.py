@@ -28,12 +28,12 @@ from aircast.sandbox.constants import (
 )
 from aircast.sandbox.numerics import F64, bump, smoothstep
 from aircast.sandbox.timeline import seasonal_cycle
-from aircast.sandbox.tracers import H_EXTRA, PM_FRAC, o3_background
+from aircast.sandbox.tracers import o3_background
 from aircast.sandbox.weather import Weather
 
 __all__ = ["COLUMNS", "LEVEL_GASES", "SURFACE_PM", "TRACERS_NEEDED", "pollutant"]
 
-#: the pollutants served on single levels, on pressure levels and as columns
+# the pollutants served: at the surface, on pressure levels and as columns
 SURFACE_PM: Final = ("pm1", "pm2p5", "pm10")
 LEVEL_GASES: Final = ("go3", "no2", "no", "so2", "co")
 COLUMNS: Final = ("tcco", "tcno2", "tc_no", "tcso2", "gtco3")
@@ -52,6 +52,25 @@ TRACERS_NEEDED: Final = {
     "tc_no": ("o3", "nox"),
     "tcso2": ("so2",),
     "gtco3": ("o3",),
+}
+
+# mixing depth = blh + _H_EXTRA[tracer]; above the boundary layer the excess decays with it
+_H_EXTRA: Final = {
+    "dust": 1500.0,
+    "anth": 500.0,
+    "so2": 500.0,
+    "sulf": 500.0,
+    "nox": 500.0,
+    "co": 500.0,
+    "ss": 300.0,
+    "o3": 1000.0,
+}
+# size fractions (PM1, PM2.5, PM10) of each aerosol tracer
+_PM_FRAC: Final = {
+    "dust": (0.07, 0.28, 1.0),
+    "anth": (0.65, 1.0, 1.2),
+    "sulf": (0.85, 1.0, 1.0),
+    "ss": (0.05, 0.25, 1.0),
 }
 
 
@@ -99,7 +118,7 @@ def pollutant(name: str, w: Weather, tr: dict[str, F64], level_hpa: float | None
     rho = w.sp / (RD * w.t2m)
 
     def conc(n: str) -> F64:
-        out: F64 = tr[n] / (blh + H_EXTRA[n])
+        out: F64 = tr[n] / (blh + _H_EXTRA[n])
         return out
 
     if name in SURFACE_PM:
@@ -111,15 +130,15 @@ def pollutant(name: str, w: Weather, tr: dict[str, F64], level_hpa: float | None
             * 3.5e-8
             * (1.0 + 0.35 * w.s_temp * np.sign(w.phi))
             * 2500.0
-            / (blh + H_EXTRA["dust"])
+            / (blh + _H_EXTRA["dust"])
         )
-        f = PM_FRAC["dust"]
+        f = _PM_FRAC["dust"]
         cum = [
             bg1 + f[0] * haze,
             bg1 * 0.7 + (f[1] - f[0]) * haze,
             bg1 * 1.1 + (f[2] - f[1]) * haze,
         ]
-        for n, frac in PM_FRAC.items():
+        for n, frac in _PM_FRAC.items():
             c = conc(n)
             cum = [
                 cum[0] + frac[0] * c,
@@ -147,7 +166,7 @@ def pollutant(name: str, w: Weather, tr: dict[str, F64], level_hpa: float | None
             - 90.0 * bump(w.phi, -75.0, 10.0) * np.maximum(seasonal_cycle(w.tt, 100.0), 0.0) ** 2
             - 0.02 * w.msl_anom
         )
-        exc = (tr["o3"] - o3_background(w.phi, w.tt)) * rho * (blh + H_EXTRA["o3"])
+        exc = (tr["o3"] - o3_background(w.phi, w.tt)) * rho * (blh + _H_EXTRA["o3"])
         out = np.maximum(du * DU + exc, 100.0 * DU)
         return out
     jno2 = 8.5e-3 * w.sun**0.8 * (1.0 - 0.5 * w.cloud)
@@ -168,7 +187,7 @@ def pollutant(name: str, w: Weather, tr: dict[str, F64], level_hpa: float | None
     za = np.maximum(z - w.orog, 0.0)
 
     def shape(n: str) -> F64:
-        out: F64 = np.exp(-np.maximum(za - blh, 0.0) / H_EXTRA[n])
+        out: F64 = np.exp(-np.maximum(za - blh, 0.0) / _H_EXTRA[n])
         return out
 
     pfac = p_pa / 100000.0

@@ -27,9 +27,7 @@ from aircast.sandbox.timeline import day_of_year, declination, seasonal_cycle, t
 
 __all__ = [
     "DUST_USTAR_T",
-    "H_EXTRA",
     "N_TRACERS",
-    "PM_FRAC",
     "SIM_LAT",
     "SIM_LON",
     "SIM_RES",
@@ -50,24 +48,6 @@ __all__ = [
 TRACERS: Final = ("dust", "anth", "so2", "sulf", "nox", "co", "ss", "o3")
 TRACER_INDEX = {n: i for i, n in enumerate(TRACERS)}
 N_TRACERS: Final = len(TRACERS)
-# mixing depth = blh + H_EXTRA[tracer]; above the boundary layer the excess decays with it
-H_EXTRA: Final = {
-    "dust": 1500.0,
-    "anth": 500.0,
-    "so2": 500.0,
-    "sulf": 500.0,
-    "nox": 500.0,
-    "co": 500.0,
-    "ss": 300.0,
-    "o3": 1000.0,
-}
-# size fractions (PM1, PM2.5, PM10) of each aerosol tracer
-PM_FRAC: Final = {
-    "dust": (0.07, 0.28, 1.0),
-    "anth": (0.65, 1.0, 1.2),
-    "sulf": (0.85, 1.0, 1.0),
-    "ss": (0.05, 0.25, 1.0),
-}
 SIM_RES: Final = 1.0
 SIM_LAT: Final = np.arange(-89.5, 90.0, SIM_RES)
 SIM_LON: Final = np.arange(0.5, 360.0, SIM_RES)
