@@ -184,6 +184,7 @@ class TracerRuns:
 
     # ------------------------------------------------------------------------ tracer runs
     def _sim_weather(self, day: int, fc: ForecastSpec | None) -> SimWeather:
+        """The weather of UTC ``day`` on the tracer grid every :data:`SIM_SNAP_H` hours, cached."""
         key = (day, None if fc is None else fc.init_h)
         with self._lock:
             hit = self._simw.get(key)
