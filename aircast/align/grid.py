@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import xarray as xr
-import xarray_regrid  # noqa: F401  (registers the .regrid accessor)
 
 from aircast.config import AirCastConfig
 from aircast.errors import AirCastError
@@ -193,6 +192,11 @@ def regrid_conservative(ds: xr.Dataset, grid: TargetGrid) -> xr.Dataset:
             latitude=grid.latitudes, longitude=grid.longitudes
         )
     else:
+        # registers the .regrid accessor; imported here, not with the module, because the
+        # batch, the model and the store reader use TargetGrid and never regrid (it costs
+        # them a second and more of import time)
+        import xarray_regrid  # noqa: F401
+
         out = ds.regrid.conservative(grid.coords(), latitude_coord="latitude", skipna=False)
         out = out.assign_coords(latitude=grid.latitudes, longitude=grid.longitudes)
     out = out.transpose(..., "latitude", "longitude")

@@ -4,6 +4,10 @@ Everything is matched by timestamp, never by array position. Instantaneous field
 at the axis times; accumulated fields (precipitation, delivered as amounts over the hour or
 the three hours ending at their time stamp) are summed over the three hours ending at each
 axis time. Leap days are ordinary days.
+
+The step of the axis (:data:`STEP_HOURS`) and the calendar features of a time
+(:func:`hour_and_day_of_year`, what the model and the climatologies are keyed on) are defined
+here once; every other package imports them.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import xarray as xr
 from aircast.errors import AirCastError
 from aircast.vocab import VARIABLES, TimeKind
 
+#: The spacing of the common time axis, hours: of the store, of the leads, of the rollout.
 STEP_HOURS = 3
 
 
@@ -30,6 +35,36 @@ def axis_times(start: dt.date, end: dt.date) -> np.ndarray:
     step = np.timedelta64(STEP_HOURS, "h").astype("timedelta64[ns]")
     times: np.ndarray = first + np.arange(n) * step
     return times
+
+
+def hour_and_day_of_year(times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The UTC hour of day and the day of year of each time, from the calendar.
+
+    Parameters
+    ----------
+    times
+        datetime64 of any unit, any shape.
+
+    Returns
+    -------
+    (numpy.ndarray, numpy.ndarray)
+        Hour of day (0-23) and day of year (1-365, or 366 on 31 December of a leap year),
+        int64, both of the shape of ``times``. The day after 31 December is day 1.
+    """
+    hours = np.asarray(times).astype("datetime64[h]")
+    days = hours.astype("datetime64[D]")
+    hour: np.ndarray = (hours - days).astype(np.int64)
+    day: np.ndarray = (days - days.astype("datetime64[Y]")).astype(np.int64) + 1
+    return hour, day
+
+
+def plus_hours(times: np.ndarray, hours: np.ndarray) -> np.ndarray:
+    """``times`` later by ``hours`` (rounded to the second), datetime64[ns], broadcast shape."""
+    seconds = np.rint(np.asarray(hours, dtype=np.float64) * 3600).astype(np.int64)
+    later: np.ndarray = np.asarray(times).astype("datetime64[ns]") + seconds.astype(
+        "timedelta64[s]"
+    )
+    return later.astype("datetime64[ns]")
 
 
 def align_time(ds: xr.Dataset, times: np.ndarray) -> xr.Dataset:

@@ -19,6 +19,7 @@ import torch
 import zarr
 from torch.utils.data import Dataset
 
+from aircast.align.time import STEP_HOURS
 from aircast.data.batch import Batch
 from aircast.store.reader import TrainingStore, open_store
 from aircast.vocab import Role, parse_channel
@@ -61,7 +62,7 @@ def sample_index(
     first = np.datetime64(start.isoformat(), "ns")
     last = np.datetime64((end + dt.timedelta(days=1)).isoformat(), "ns")
     inside = (times >= first) & (times < last) & ~np.isin(times, missing)
-    step = (times[1] - times[0]) / np.timedelta64(1, "h") if times.size > 1 else 3
+    step = (times[1] - times[0]) / np.timedelta64(1, "h") if times.size > 1 else STEP_HOURS
     rows = []
     for lead in lead_hours:
         shift = int(lead // step)
@@ -103,6 +104,7 @@ class StoreSamples(Dataset[dict[str, Any]]):
         self.storage_options = storage_options
         store = open_store(url, storage_options)
         self.times = store.times
+        self.grid = store.grid
         self.index = sample_index(
             store.times, store.missing_times, period[0], period[1], lead_hours
         )
@@ -137,13 +139,11 @@ class StoreSamples(Dataset[dict[str, Any]]):
 
     def __getitem__(self, k: int) -> dict[str, Any]:
         t0, t1, lead = (int(v) for v in self.index[k])
-        init = self.times[t0].astype("datetime64[h]").item()
         return {
             "inputs": self._state(t0),
             "targets": self._state(t1)[self.target_index],
             "lead_hours": float(lead),
-            "hour": float(init.hour),
-            "doy": float(init.timetuple().tm_yday),
+            "init_time": self.times[t0],
         }
 
     def collate(self, samples: list[dict[str, Any]]) -> Batch:
@@ -152,8 +152,8 @@ class StoreSamples(Dataset[dict[str, Any]]):
             inputs=torch.from_numpy(np.stack([s["inputs"] for s in samples])).float(),
             targets=torch.from_numpy(np.stack([s["targets"] for s in samples])).float(),
             lead_hours=torch.tensor([s["lead_hours"] for s in samples], dtype=torch.float32),
-            init_hour_of_day=torch.tensor([s["hour"] for s in samples], dtype=torch.float32),
-            init_day_of_year=torch.tensor([s["doy"] for s in samples], dtype=torch.float32),
+            init_time=np.array([s["init_time"] for s in samples], dtype="datetime64[ns]"),
+            grid=self.grid,
             input_channels=self.channels.inputs,
             target_channels=self.channels.targets,
         )

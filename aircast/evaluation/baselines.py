@@ -37,6 +37,7 @@ import numpy as np
 import xarray as xr
 
 from aircast.align.grid import TargetGrid, regrid_conservative
+from aircast.align.time import STEP_HOURS, hour_and_day_of_year
 from aircast.config import AirCastConfig
 from aircast.errors import AirCastError
 from aircast.sources.datastore import Endpoint
@@ -86,20 +87,6 @@ def persistence(initial: np.ndarray, n_leads: int) -> np.ndarray:
 # The training period: climatology and percentiles
 
 FieldSource = TrainingStore | xr.DataArray
-
-
-def _day_of_year(times: np.ndarray) -> np.ndarray:
-    """1-366, int64, shape of ``times``."""
-    t = np.asarray(times).astype("datetime64[D]")
-    years = t.astype("datetime64[Y]")
-    doy: np.ndarray = (t - years).astype(np.int64) + 1
-    return doy
-
-
-def _hour(times: np.ndarray) -> np.ndarray:
-    t = np.asarray(times).astype("datetime64[h]")
-    hours: np.ndarray = (t - t.astype("datetime64[D]")).astype(np.int64)
-    return hours
 
 
 def _training_times(times: np.ndarray, start: dt.date, end: dt.date) -> np.ndarray:
@@ -224,8 +211,9 @@ class Climatology:
         NaN for a time whose key the climatology does not hold.
         """
         times = np.asarray(times)
-        hours = _hour(times)
-        doys = _day_of_year(times) if self.method == "day_of_year_hour" else np.zeros_like(hours)
+        hours, doys = hour_and_day_of_year(times)
+        if self.method != "day_of_year_hour":
+            doys = np.zeros_like(hours)
         lookup = {
             (int(d), int(h)): i
             for i, (d, h) in enumerate(zip(self.day_of_year, self.hour, strict=True))
@@ -276,14 +264,15 @@ def _keys(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(day of year, hour) of each climatology entry, int64 (K,) each."""
     if method == "hour_of_day":
-        hours = np.unique(_hour(train_times))
+        hours = np.unique(hour_and_day_of_year(train_times)[0])
         return np.zeros_like(hours), hours
     if valid_times is None:
-        hours = np.unique(_hour(train_times))
+        hours = np.unique(hour_and_day_of_year(train_times)[0])
         doys = np.arange(1, 367)
         grid_d, grid_h = np.meshgrid(doys, hours, indexing="ij")
         return grid_d.ravel(), grid_h.ravel()
-    pairs = np.unique(np.stack([_day_of_year(valid_times), _hour(valid_times)], axis=1), axis=0)
+    hours, doys = hour_and_day_of_year(valid_times)
+    pairs = np.unique(np.stack([doys, hours], axis=1), axis=0)
     return pairs[:, 0], pairs[:, 1]
 
 
@@ -363,9 +352,8 @@ def training_climate(
     # of the training times, then each key's mean over the bins of its window (at most
     # 2 * window_days + 1 of them), instead of adding every time to each of its ~31 keys.
     by_day = method == "day_of_year_hour"
-    time_bins = np.stack(
-        [_day_of_year(times) if by_day else np.zeros(times.size, np.int64), _hour(times)], axis=1
-    )
+    hours, doys = hour_and_day_of_year(times)
+    time_bins = np.stack([doys if by_day else np.zeros(times.size, np.int64), hours], axis=1)
     bins, bin_of_time = np.unique(time_bins, axis=0, return_inverse=True)
     bin_of_time = bin_of_time.ravel()
     feeds = bins[:, 1][:, None] == key_hour[None, :]  # (n_bins, K): bin b feeds key k
@@ -551,7 +539,7 @@ class CamsForecast:
         for b, t in enumerate(np.asarray(init_times)):
             day = dt.date.fromisoformat(str(np.datetime64(t, "D")))
             files = self.files.get(day, ())
-            if not files or _hour(np.asarray([t]))[0] != 0:
+            if not files or hour_and_day_of_year(np.asarray([t]))[0][0] != 0:
                 continue
             decoded = [decode_product(path, req.parsed()) for req, path in files]
             for ds in decoded:
@@ -581,7 +569,7 @@ def fetch_cams_forecast(
     from aircast.sources.ingest import ingest
 
     provided = cams_channels(channels)
-    leads = tuple(range(0, config.ingest.forecast_lead_hours + 1, 3))
+    leads = tuple(range(0, config.ingest.forecast_lead_hours + 1, STEP_HOURS))
     if not provided:
         return CamsForecast(provided, grid, leads, note="no channel that CAMS forecasts")
     try:

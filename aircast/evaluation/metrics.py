@@ -42,6 +42,7 @@ from types import MappingProxyType
 import numpy as np
 
 from aircast.align.grid import cell_area_weights
+from aircast.align.time import STEP_HOURS
 
 #: WHO 2021 air-quality guideline levels for the 24-hour mean, µg m-3 (by channel name).
 WHO_24H_GUIDELINES: Mapping[str, float] = MappingProxyType({"pm2p5": 15.0, "pm10": 45.0})
@@ -311,7 +312,7 @@ def contingency(
 
 
 def daily_means(
-    values: np.ndarray, lead_hours: Sequence[int], axis: int = 1, step_hours: int = 3
+    values: np.ndarray, lead_hours: Sequence[int], axis: int = 1
 ) -> tuple[np.ndarray, np.ndarray]:
     """24-hour means of each complete forecast day (leads ``24(d-1)+3 … 24d``).
 
@@ -322,10 +323,8 @@ def daily_means(
     lead_hours
         Lead of each position along ``axis``, hours.
     axis
-        The lead axis.
-    step_hours
-        Spacing of the steps; a day is formed from its ``24 / step_hours`` steps only when
-        all of them are present.
+        The lead axis. A day is formed from its ``24 / STEP_HOURS`` steps only when all of
+        them are present.
 
     Returns
     -------
@@ -340,7 +339,7 @@ def daily_means(
     position = {h: i for i, h in enumerate(leads)}
     ends, means = [], []
     for end in range(24, max(leads, default=0) + 1, 24):
-        steps = list(range(end - 24 + step_hours, end + 1, step_hours))
+        steps = list(range(end - 24 + STEP_HOURS, end + 1, STEP_HOURS))
         if all(h in position for h in steps):
             # a plain mean: NaN in any step makes the day NaN (an incomplete day is no day)
             means.append(np.take(x, [position[h] for h in steps], axis=axis).mean(axis=axis))

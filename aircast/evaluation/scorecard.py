@@ -49,7 +49,7 @@ import torch
 import xarray as xr
 
 import aircast
-from aircast.align.grid import TargetGrid
+from aircast.align.time import STEP_HOURS
 from aircast.align.units import published_units
 from aircast.config import AirCastConfig
 from aircast.data.batch import Batch
@@ -88,7 +88,6 @@ METRICS = (
     "who_misses",
     "who_false_alarms",
 )
-STEP_HOURS = 3
 
 Log = Callable[[str], None]
 
@@ -352,15 +351,11 @@ def _score(
             if cams_cols.size and cams is not None
             else None
         )
-        hour = ((inits - inits.astype("datetime64[D]")) / np.timedelta64(1, "h")).astype(float)
-        doy = np.array(
-            [dt.date.fromisoformat(str(t)[:10]).timetuple().tm_yday for t in inits], float
-        )
         batch = Batch(
             inputs=torch.from_numpy(np.ascontiguousarray(state[:, input_index])).float(),
             lead_hours=torch.zeros(b),
-            init_hour_of_day=torch.from_numpy(hour).float(),
-            init_day_of_year=torch.from_numpy(doy).float(),
+            init_time=inits.astype("datetime64[ns]"),
+            grid=store.grid,
             input_channels=model.input_channels,
             target_channels=targets,
         ).to(setup.device)
@@ -371,12 +366,11 @@ def _score(
                 model,
                 batch,
                 max_lead_hours=leads[-1],
-                step_hours=STEP_HOURS,
                 direct_hours=setup.direct_hours,
             )
             for j, (lead, prediction) in enumerate(steps):
                 assert lead == leads[j]
-                aircast_f = prediction.float().cpu().numpy().astype(np.float64) * scale
+                aircast_f = prediction.values.float().cpu().numpy().astype(np.float64) * scale
                 cams_f = np.full_like(aircast_f, np.nan)
                 covered = np.zeros(len(targets), bool)
                 if cams_fields is not None and lead <= cams_last:
@@ -415,12 +409,10 @@ def _score_day(
     """Contingency of the 24-hour means of a forecast day, for truth and every model."""
     # (B, steps, C_who, H, W) per series: truth first, then the models
     series = [np.stack([step[k] for step in day], axis=1) for k in range(len(day[0]))]
-    ends, _ = metrics.daily_means(series[0], day_leads, axis=1, step_hours=STEP_HOURS)
+    ends, _ = metrics.daily_means(series[0], day_leads, axis=1)
     if not ends.size:
         return  # the day is not complete (a horizon that is not a whole number of days)
-    means = [
-        metrics.daily_means(s, day_leads, axis=1, step_hours=STEP_HOURS)[1][:, -1] for s in series
-    ]
+    means = [metrics.daily_means(s, day_leads, axis=1)[1][:, -1] for s in series]
     truth = means[0]
     tables = [
         metrics.contingency(f, truth, limits.reshape(-1, 1, 1), weights, axis=0) for f in means[1:]
@@ -808,7 +800,7 @@ def evaluate(
                 except AirCastError as exc:
                     baseline = CamsForecast(
                         cams_channels(model.target_channels),
-                        _grid(store),
+                        store.grid,
                         (),
                         note=f"unavailable: {exc}",
                     )
@@ -819,7 +811,7 @@ def evaluate(
                     dt.date.fromisoformat(str(inits[0])[:10]),
                     dt.date.fromisoformat(str(inits[-1])[:10]),
                     model.target_channels,
-                    _grid(store),
+                    store.grid,
                     endpoints=endpoints,
                     log=log,
                 )
@@ -859,11 +851,3 @@ def evaluate(
         )
     )
     return Evaluation(ds, out, zarr_path, csv_path, md_path, tuple(plots))
-
-
-def _grid(store: TrainingStore) -> TargetGrid:
-    return TargetGrid(
-        np.asarray(store.ds["latitude"].values),
-        np.asarray(store.ds["longitude"].values),
-        float(store.attrs["grid"]["resolution"]),
-    )

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 import aircast
+from aircast.align.time import STEP_HOURS
 from aircast.config import AirCastConfig
 from aircast.data.batch import Batch
 from aircast.evaluation.scorecard import load_forecaster
@@ -44,8 +45,6 @@ from aircast.sources.ingest import DateError
 from aircast.store.reader import TrainingStore
 from aircast.training.checkpoint import Checkpoint, CheckpointError, load_checkpoint
 from aircast.training.loop import checkpoint_dir
-
-STEP_HOURS = 3
 
 
 def check_forecast_date(day: dt.date, store: TrainingStore) -> None:
@@ -124,13 +123,11 @@ def make_forecast(
             f"the initial state's channels {list(ic.channels)} are not the model's inputs "
             f"{list(model.input_channels)}; use a checkpoint trained on this store"
         )
-    init = ic.init_time.astype("datetime64[h]").item()
-    assert isinstance(init, dt.datetime)
     batch = Batch(
         inputs=torch.from_numpy(ic.values[None]).float(),
         lead_hours=torch.zeros(1),
-        init_hour_of_day=torch.tensor([float(init.hour)]),
-        init_day_of_year=torch.tensor([float(init.timetuple().tm_yday)]),
+        init_time=np.array([ic.init_time], dtype="datetime64[ns]"),
+        grid=store.grid,
         input_channels=ic.channels,
         target_channels=model.target_channels,
     )
@@ -142,11 +139,10 @@ def make_forecast(
             model,
             batch,
             max_lead_hours=lead_hours,
-            step_hours=STEP_HOURS,
             direct_hours=min(loaded.direct_hours, lead_hours),
         )
         for lead, prediction in steps:
-            values[lead // STEP_HOURS] = prediction[0].numpy()
+            values[lead // STEP_HOURS] = prediction.values[0].numpy()
     meta = loaded.checkpoint.meta
     provenance: dict[str, Any] = {
         "checkpoint_sha256": loaded.sha256,

@@ -7,8 +7,9 @@ from dataclasses import replace
 
 import torch
 
+from aircast.align.time import STEP_HOURS
 from aircast.data.batch import Batch
-from aircast.model.forecaster import Forecaster
+from aircast.model.forecaster import Forecaster, Prediction
 
 
 def rollout(
@@ -16,40 +17,40 @@ def rollout(
     batch: Batch,
     *,
     max_lead_hours: int = 72,
-    step_hours: int = 3,
     direct_hours: int = 24,
-) -> Iterator[tuple[int, torch.Tensor]]:
-    """Forecast every ``step_hours`` up to ``max_lead_hours``, as a generator.
+) -> Iterator[tuple[int, Prediction]]:
+    """Forecast every ``STEP_HOURS`` up to ``max_lead_hours``, as a generator.
 
     Leads up to ``direct_hours`` are predicted directly from the initial state (the model is
     lead-time conditioned); beyond, the prediction at the last direct lead becomes the new
-    initial state (static channels kept), and so on: errors do not compound every 3 hours,
-    only every ``direct_hours``.
+    initial state (static channels kept), valid at the prediction's valid time, and so on:
+    errors do not compound every 3 hours, only every ``direct_hours``.
 
     Yields
     ------
     (lead_hours, prediction)
-        Prediction (B, C_out, H, W) in physical units, positive channels clamped at zero.
+        Lead since ``batch``'s initial time; the prediction (B, C_out, H, W) in physical
+        units, positive channels clamped at zero, valid at ``batch.init_time + lead_hours``.
     """
-    if direct_hours % step_hours or max_lead_hours % step_hours:
-        raise ValueError("direct_hours and max_lead_hours must be multiples of step_hours")
-    state = batch
-    base = 0
-    for lead in range(step_hours, max_lead_hours + 1, step_hours):
-        relative = lead - base
-        step_batch = replace(
-            state, targets=None, lead_hours=torch.full_like(state.lead_hours, float(relative))
+    if direct_hours % STEP_HOURS or max_lead_hours % STEP_HOURS:
+        raise ValueError(
+            f"direct_hours and max_lead_hours must be multiples of the {STEP_HOURS} h step"
         )
-        prediction = model(step_batch)
+    state, base = batch, 0  # base: the lead of the state's time since the batch's
+    for lead in range(STEP_HOURS, max_lead_hours + 1, STEP_HOURS):
+        lead_hours = torch.full_like(state.lead_hours, float(lead - base))
+        prediction = model.predict(replace(state, targets=None, lead_hours=lead_hours))
         yield lead, prediction
-        if relative == direct_hours and lead < max_lead_hours:
-            inputs = state.inputs.clone()
-            inputs[:, model.target_index] = prediction
-            hour = (state.init_hour_of_day + relative) % 24
-            doy = state.init_day_of_year + torch.div(
-                state.init_hour_of_day + relative, 24, rounding_mode="floor"
-            )
-            state = replace(
-                state, inputs=inputs, init_hour_of_day=hour, init_day_of_year=((doy - 1) % 366) + 1
-            )
-            base = lead
+        if lead - base == direct_hours and lead < max_lead_hours:
+            state, base = restart_from(state, prediction, model.target_index), lead
+
+
+def restart_from(state: Batch, prediction: Prediction, target_index: torch.Tensor) -> Batch:
+    """The next initial state: ``prediction`` in its channels of ``state``, at its valid time.
+
+    ``target_index`` (C_out,) places the predicted channels among the inputs; the others
+    (static fields) are kept.
+    """
+    inputs = state.inputs.clone()
+    inputs[:, target_index] = prediction.values
+    return replace(state, inputs=inputs, init_time=prediction.valid_time)

@@ -24,10 +24,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from aircast.align.grid import TargetGrid
+from aircast.align.time import plus_hours
 from aircast.data.batch import Batch, BatchError
 from aircast.model.normaliser import Normaliser
 from aircast.model.vit import Head, ViTBackbone
@@ -59,6 +62,38 @@ class DiurnalMean(NamedTuple):
 
     hours: torch.Tensor
     mean: torch.Tensor
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """What the model predicts for a batch, and when and where it is valid.
+
+    Attributes
+    ----------
+    values
+        float32 (B, C_out, H, W): physical units, positive channels ≥ 0.
+    valid_time
+        datetime64[ns] (B,): each sample's initial time plus its lead.
+    channels
+        Channel names of ``values`` (the model's target channels).
+    grid
+        The grid of ``values`` (the batch's).
+    """
+
+    values: torch.Tensor
+    valid_time: np.ndarray
+    channels: tuple[str, ...]
+    grid: TargetGrid
+
+    def __post_init__(self) -> None:
+        b = int(self.values.shape[0])
+        if tuple(self.values.shape[1:]) != (len(self.channels), *self.grid.shape):
+            raise ValueError(
+                f"prediction values of shape {tuple(self.values.shape)} for "
+                f"{len(self.channels)} channels on a {self.grid.shape} grid"
+            )
+        if self.valid_time.shape != (b,) or self.valid_time.dtype != np.dtype("datetime64[ns]"):
+            raise ValueError(f"valid_time must be datetime64[ns] of shape ({b},)")
 
 
 #: Initial anomaly decay rate, per day: exp(-0.105) ≈ 0.9 of the anomaly is kept after 24 h.
@@ -215,6 +250,15 @@ class Forecaster(nn.Module):
             z, batch.lead_hours, batch.init_hour_of_day, batch.init_day_of_year
         )
         return self.target_normaliser().denormalise(out)
+
+    def predict(self, batch: Batch) -> Prediction:
+        """The physical predictions of :meth:`forward`, with their valid time and grid."""
+        return Prediction(
+            self(batch),
+            plus_hours(batch.init_time, batch.lead_hours.detach().cpu().double().numpy()),
+            self.target_channels,
+            batch.grid,
+        )
 
     def target_normaliser(self) -> Normaliser:
         """The normaliser of the target channels, derived from ``normaliser`` on each call.

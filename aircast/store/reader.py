@@ -19,6 +19,7 @@ import numpy as np
 import xarray as xr
 import zarr
 
+from aircast.align.grid import TargetGrid
 from aircast.store import location
 from aircast.store.schema import (
     CHANNEL,
@@ -26,6 +27,8 @@ from aircast.store.schema import (
     HIST_COUNTS,
     HIST_EDGES_LOG,
     HIST_EDGES_NORMALISED,
+    LATITUDE,
+    LONGITUDE,
     MISSING_TIMES,
     NO_LEVEL,
     POLLUTANT,
@@ -147,6 +150,15 @@ class TrainingStore:
         """datetime64[ns], shape (n_times,)."""
         n = int(self.attrs["time_axis"]["n_times"])
         return decode_times(np.asarray(self._read(TIME))[:n])
+
+    @cached_property
+    def grid(self) -> TargetGrid:
+        """The grid the store's fields are on (its coordinates and recorded resolution)."""
+        return TargetGrid(
+            np.asarray(self._read(LATITUDE)),
+            np.asarray(self._read(LONGITUDE)),
+            float(self.attrs["grid"]["resolution"]),
+        )
 
     @cached_property
     def missing_times(self) -> np.ndarray:

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
+from aircast.align.time import hour_and_day_of_year
 from aircast.errors import AirCastError
 from aircast.model.forecaster import DiurnalMean
 from aircast.model.normaliser import Normaliser
@@ -59,7 +60,7 @@ def diurnal_mean(
             "climatology comes from it; build the store for the whole recipe"
         )
     norm = normaliser.subset(channels)
-    hour_of_time = (times.astype("datetime64[h]").astype(np.int64) % 24).astype(np.int64)
+    hour_of_time, _ = hour_and_day_of_year(times)
     hours = np.unique(hour_of_time)
     n_lat, n_lon = store.ds.sizes["latitude"], store.ds.sizes["longitude"]
     shape = (hours.size, len(channels), n_lat, n_lon)

@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from aircast.align.time import TimeAlignmentError, align_time, axis_times, covered_times
+from aircast.align.time import (
+    TimeAlignmentError,
+    align_time,
+    axis_times,
+    covered_times,
+    hour_and_day_of_year,
+    plus_hours,
+)
 
 
 def _hourly(name: str, start: str, hours: int, **attrs: object) -> xr.Dataset:
@@ -18,6 +25,32 @@ def _hourly(name: str, start: str, hours: int, **attrs: object) -> xr.Dataset:
         {name: (("time", "latitude", "longitude"), values, dict(attrs))},
         coords={"time": times, "latitude": [1.0, 0.0], "longitude": [0.0, 1.0, 2.0]},
     )
+
+
+@pytest.mark.parametrize(
+    ("time", "hour", "day"),
+    [
+        ("2018-12-31T21", 21, 365),
+        ("2019-01-01T00", 0, 1),
+        ("2020-12-31T03", 3, 366),
+        ("2019-02-28T12", 12, 59),
+        ("2019-03-01T12", 12, 60),
+        ("2020-02-29T12", 12, 60),
+        ("2020-03-01T12", 12, 61),
+        ("1969-12-31T23", 23, 365),  # before the epoch: floored, not truncated
+    ],
+)
+def test_hour_and_day_of_year_from_the_calendar(time: str, hour: int, day: int) -> None:
+    hours, days = hour_and_day_of_year(np.array([time], "datetime64[ns]"))
+    assert (hours.tolist(), days.tolist()) == ([hour], [day])
+    assert hours.dtype == days.dtype == np.dtype(np.int64)
+
+
+def test_plus_hours_crosses_the_year() -> None:
+    times = np.array(["2018-12-31T18", "2020-02-28T18"], "datetime64[ns]")
+    later = plus_hours(times, np.array([6.0, 30.0]))
+    assert later.dtype == np.dtype("datetime64[ns]")
+    assert later.tolist() == np.array(["2019-01-01T00", "2020-03-01T00"], "datetime64[ns]").tolist()
 
 
 def test_the_axis_keeps_leap_days() -> None:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 
+from aircast.align.grid import TargetGrid
 from aircast.data.batch import Batch
 from aircast.model.forecaster import Forecaster, ModelShape
 from aircast.model.normaliser import Normaliser
@@ -68,21 +70,26 @@ def make_model(
     ).eval()
 
 
+def make_grid(shape: tuple[int, int] = (8, 12)) -> TargetGrid:
+    """A 1.5° grid of ``shape`` cells, north to south from 45°N, east from 0°E."""
+    return TargetGrid(45.0 - 1.5 * np.arange(shape[0]), 1.5 * np.arange(shape[1]), 1.5)
+
+
 def make_batch(
     grid: tuple[int, int] = (8, 12),
     size: int = 2,
     lead: float = 6.0,
-    hour: float = 12.0,
-    doy: float = 100.0,
+    init: str = "2019-04-10T12",
     targets: bool = True,
     seed: int = 0,
 ) -> Batch:
+    """A batch of ``size`` samples, all from the initial time ``init`` (day 100 of 2019)."""
     inputs = physical_fields(INPUTS, (size, *grid), seed)
     return Batch(
         inputs=inputs,
         lead_hours=torch.full((size,), lead),
-        init_hour_of_day=torch.full((size,), hour),
-        init_day_of_year=torch.full((size,), doy),
+        init_time=np.full(size, np.datetime64(init, "ns")),
+        grid=make_grid(grid),
         input_channels=INPUTS,
         target_channels=TARGETS,
         targets=physical_fields(TARGETS, (size, *grid), seed + 1) if targets else None,

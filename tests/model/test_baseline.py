@@ -36,7 +36,7 @@ def test_an_untrained_model_forecasts_damped_anomaly_persistence(
 ) -> None:
     clim = climatology()
     model = model_with(clim)
-    batch = make_batch(GRID, size=2, lead=lead, hour=init_hour)
+    batch = make_batch(GRID, size=2, lead=lead, init=f"2019-04-10T{int(init_hour):02d}")
     z = model.normaliser.normalise(batch.inputs)
     with torch.no_grad():
         out = model.forward_normalised(
@@ -55,7 +55,7 @@ def test_at_a_whole_day_the_baseline_is_damped_persistence_of_the_anomaly() -> N
     """24 h ahead the hour of day is the same: the climatology cancels from the anomaly."""
     clim = climatology()
     model = model_with(clim)
-    batch = make_batch(GRID, lead=24.0, hour=9.0)
+    batch = make_batch(GRID, lead=24.0, init="2019-04-10T09")
     z = model.normaliser.normalise(batch.inputs)
     with torch.no_grad():
         base = model.baseline(z, batch.lead_hours, batch.init_hour_of_day)
@@ -66,7 +66,7 @@ def test_at_a_whole_day_the_baseline_is_damped_persistence_of_the_anomaly() -> N
 
 def test_without_a_climatology_the_baseline_is_persistence() -> None:
     model = model_with(None)
-    batch = make_batch(GRID, lead=9.0, hour=6.0)
+    batch = make_batch(GRID, lead=9.0, init="2019-04-10T06")
     with torch.no_grad():
         out = model(batch)
     persistence = batch.inputs[:, [INPUTS.index(c) for c in TARGETS]]
@@ -89,7 +89,7 @@ def test_the_decay_is_learned_and_stays_a_decay() -> None:
     assert model.anomaly_decay is not None
     with torch.no_grad():
         model.anomaly_decay.fill_(-50.0)
-    batch = make_batch(GRID, lead=24.0, hour=0.0)
+    batch = make_batch(GRID, lead=24.0, init="2019-04-10T00")
     z = model.normaliser.normalise(batch.inputs)
     base = model.baseline(z, batch.lead_hours, batch.init_hour_of_day)
     base.sum().backward()

@@ -8,6 +8,7 @@ from collections import Counter
 from dataclasses import replace
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -15,6 +16,7 @@ from modeltools import (
     INPUTS,
     TARGETS,
     make_batch,
+    make_grid,
     make_model,
     make_normaliser,
     physical_fields,
@@ -35,8 +37,8 @@ def batch_fields(**changes: Any) -> dict[str, Any]:
     fields = {
         "inputs": b.inputs,
         "lead_hours": b.lead_hours,
-        "init_hour_of_day": b.init_hour_of_day,
-        "init_day_of_year": b.init_day_of_year,
+        "init_time": b.init_time,
+        "grid": b.grid,
         "input_channels": b.input_channels,
         "target_channels": b.target_channels,
         "targets": b.targets,
@@ -51,7 +53,10 @@ def batch_fields(**changes: Any) -> dict[str, Any]:
         ({"inputs": torch.zeros(2, 5, 8, 12)}, "inputs have 5 channels but input_channels names 6"),
         ({"input_channels": ("t2m",) * 6}, "input_channels has duplicates"),
         ({"lead_hours": torch.zeros(3)}, r"lead_hours must have shape \(2,\)"),
-        ({"init_day_of_year": torch.zeros(2, 1)}, r"init_day_of_year must have shape \(2,\)"),
+        ({"init_time": np.zeros(3, "datetime64[ns]")}, r"init_time must be .* shape \(2,\)"),
+        ({"init_time": torch.zeros(2)}, r"init_time must be a numpy array of shape \(2,\)"),
+        ({"init_time": np.zeros(2, "datetime64[h]")}, r"init_time must be datetime64\[ns\]"),
+        ({"grid": make_grid((8, 11))}, "the grid is 8×11 cells but the inputs are on 8×12"),
         ({"targets": torch.zeros(2, 5, 8, 11)}, r"targets must have shape \(2, 5, 8, 12\)"),
         ({"inputs": torch.zeros(2, 6, 8, 12, dtype=torch.float64)}, "inputs must be float32"),
         ({"targets": torch.zeros(2, 5, 8, 12, dtype=torch.float16)}, "targets must be float32"),
@@ -65,6 +70,33 @@ def batch_fields(**changes: Any) -> dict[str, Any]:
 def test_batch_refuses_bad_fields(changes: dict[str, Any], message: str) -> None:
     with pytest.raises(BatchError, match=message):
         Batch(**batch_fields(**changes))
+
+
+def test_the_calendar_features_come_from_the_initial_time() -> None:
+    """Hour and day of year are derived from ``init_time``, on the inputs' device."""
+    times = np.array(["2019-12-31T21", "2020-12-31T03"], "datetime64[ns]")
+    batch = replace(make_batch(), init_time=times)
+    assert batch.init_hour_of_day.tolist() == [21.0, 3.0]
+    assert batch.init_day_of_year.tolist() == [365.0, 366.0]  # 2020 is a leap year
+    assert batch.init_hour_of_day.dtype == torch.float32
+    assert batch.init_day_of_year.device == batch.inputs.device
+    moved = batch.to("cpu")
+    assert moved.init_time is batch.init_time and moved.grid is batch.grid
+
+
+def test_a_prediction_carries_its_valid_time() -> None:
+    model = make_model()
+    randomise_heads(model)
+    batch = replace(make_batch(lead=6.0), lead_hours=torch.tensor([6.0, 27.0]))
+    with torch.no_grad():
+        prediction = model.predict(batch)
+        values = model(batch)
+    assert torch.equal(prediction.values, values)
+    assert (
+        prediction.valid_time.tolist()
+        == np.array(["2019-04-10T18", "2019-04-11T15"], "datetime64[ns]").tolist()
+    )
+    assert prediction.channels == TARGETS and prediction.grid is batch.grid
 
 
 def test_model_refuses_another_channel_order() -> None:

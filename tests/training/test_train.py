@@ -7,6 +7,7 @@ a fixed order, which is what makes a resumed run bit-identical to an uninterrupt
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import signal
 import subprocess
@@ -103,6 +104,26 @@ def initial_loss(config: AirCastConfig) -> tuple[float, Forecaster, AirCastLoss,
         config.store_url, (period.start, period.end), config.training.lead_hours, channels
     )
     return fixed_loss(model, loss_fn, samples), model, loss_fn, samples
+
+
+def test_a_batch_of_store_samples_knows_its_time_and_grid(tiny_recipe: Path) -> None:
+    """The collated batch carries each sample's initial time and the store's grid; the hour
+    and day of year the model sees are those of that time."""
+    config = load_config(tiny_recipe)
+    store = open_store(config.store_url)
+    _, _, _, samples = initial_loss(config)
+    picks = [0, 9, 40]
+    batch = samples.collate([samples[k] for k in picks])
+    expected = store.times[samples.index[picks, 0]]
+    assert batch.init_time.dtype == np.dtype("datetime64[ns]")
+    assert (batch.init_time == expected).all()
+    assert batch.grid.shape == batch.inputs.shape[2:]
+    assert (batch.grid.latitudes == store.ds["latitude"].values).all()
+    assert batch.grid.resolution == store.attrs["grid"]["resolution"]
+    hours = (expected - expected.astype("datetime64[D]")) / np.timedelta64(1, "h")
+    assert batch.init_hour_of_day.tolist() == hours.tolist()
+    days = [dt.date.fromisoformat(str(t)[:10]).timetuple().tm_yday for t in expected]
+    assert batch.init_day_of_year.tolist() == days
 
 
 def test_a_few_steps_reduce_the_loss(tiny_recipe: Path, tmp_path: Path) -> None:
