@@ -15,7 +15,7 @@ raw floor (float32)
     The same with ``codes_get_array(h, "values", np.float32)``, the decoding the canonical
     reader uses (the canonical form is float32); shown so that the comparison stays honest.
 decode_grib
-    :func:`aircast.sources.decode.decode_grib`: the request-free canonical decode (integrity
+    :func:`aircast.sources.grib_canonical.decode_grib`: the request-free canonical decode (integrity
     checks included: they run in the same pass), in a process that has decoded files of
     these kinds before (as a pipeline worker has); ``(cold)`` forgets the kinds and grids
     read so far before every run, as in a fresh process.
@@ -51,7 +51,7 @@ from recording import append_result, machine_info  # bench/ is on sys.path when 
 from aircast.catalogue import ParsedRequest, validate_request
 from aircast.sandbox.atmosphere import ToyAtmosphere
 from aircast.sandbox.products import write_product
-from aircast.sources import decode
+from aircast.sources import decode, grib, grib_canonical
 from aircast.vocab import CAMS_EAC4, CAMS_FORECAST, ERA5_PRESSURE, ERA5_SINGLE
 
 RESULTS = Path(__file__).resolve().parent / "results" / "decode.json"
@@ -187,19 +187,18 @@ def race(
 
 
 def contenders(path: Path, parsed: ParsedRequest) -> dict[str, Callable[[], object]]:
-    """The decoders to time on ``path``; those the current code lacks are left out."""
+    """The decoders to time on ``path``."""
+
+    def cold() -> object:
+        grib.clear_caches()  # a fresh process: every kind's concepts read from ecCodes
+        return grib_canonical.decode_grib(path)
+
     out: dict[str, Callable[[], object]] = {
         "raw": lambda: raw_floor(path),
         "raw32": lambda: raw_floor(path, np.float32),
+        "decode_grib": lambda: grib_canonical.decode_grib(path),
+        "decode_grib (cold)": cold,
     }
-    if hasattr(decode, "decode_grib"):
-        out["decode_grib"] = lambda: decode.decode_grib(path)
-
-        def cold() -> object:
-            decode.clear_caches()  # a fresh process: every kind's concepts read from ecCodes
-            return decode.decode_grib(path)
-
-        out["decode_grib (cold)"] = cold
     out["decode_product"] = lambda: decode.decode_product(path, parsed)
     out["verify_product"] = lambda: decode.verify_product(path, parsed)
     return out

@@ -1,38 +1,7 @@
-"""The forecast store (schema version 1): AirCast's public product, and how it is published.
+"""Publishing the forecast store: the atomic, idempotent writer of AirCast's public product.
 
-The contract
-------------
-One Zarr (format 3) group at a local path or any fsspec URL, readable with plain
-``xarray.open_zarr(url)`` through its consolidated metadata. Times are tz-naive UTC.
-
-``<channel> [init_time, lead_time, latitude, longitude]``
-    float32, one array per published channel, named as the training store names channels
-    (``t2m``, ``pm2p5``, ``go3_925``). Published units: particulate matter in µg m-3
-    (``aircast.align.units``), every other channel in the training store's units. CF
-    attributes ``units``, ``long_name``, ``standard_name`` (where the vocabulary has one) and
-    ``coordinates``; ``aircast_channel``, and ``pressure_level_hpa`` for pressure-level
-    channels. Fill value NaN, but every published value is finite.
-``init_time [init_time]``
-    int64 ``hours since 1970-01-01 00:00:00``: the forecasts' initial times, **in publication
-    order** (a backfill appends older inits after newer ones); readers sort.
-``lead_time [lead_time]``
-    int64 hours, decoded by xarray as timedelta64 (``0, 3, … 72 h``); fixed by the first
-    publish.
-``valid_time [init_time, lead_time]``
-    int64 hours since 1970-01-01: ``init_time + lead_time``.
-``latitude [latitude]``, ``longitude [longitude]``
-    float64 degrees; latitude north to south, longitude ascending within [-180, 180).
-``provenance [init_time]``
-    One JSON object per init (sorted keys): ``checkpoint_sha256``, ``input_request_ids``,
-    ``input_source``, ``code_version``, ``created``, ``init_time``, ``content_sha256`` (the
-    sha256 of the published values, see :func:`content_sha256`) and whatever else the
-    caller's run carried.
-
-Root attributes: ``aircast_store`` (``"forecast"``), ``aircast_forecast_schema_version``
-(:data:`FORECAST_SCHEMA_VERSION`), ``Conventions`` (``CF-1.10``), ``title``, ``source``,
-``grid`` (resolution, edges, shape), ``lead_hours``, ``variables`` (the channels, in array
-creation order), ``complete_inits`` (N) and, last, ``latest_complete_init_time`` (ISO, the
-latest of the complete inits; null before the first).
+The store's contract (arrays, attributes, schema version) is :mod:`aircast.forecast.schema`;
+this module writes it.
 
 Chunking
 --------
@@ -65,10 +34,11 @@ The first publish creates the store: a root ``zarr.json`` *without* consolidated
 of N = 0. A creation killed half-way is redone from the start by the next publish.
 :func:`publish_forecast`:
 
-1. takes the writer lock, ``<store>/.aircast-publish.lock``, created exclusively (a local
-   hard link of a complete temporary file, which fails if the lock exists; on object stores a
-   conditional put, ``If-None-Match: *``). A lock left by a killed publisher is broken when
-   its process is gone (same host) or when it is older than :data:`STALE_LOCK_SECONDS`.
+1. takes the writer lock, ``<store>/.aircast-publish.lock``, created exclusively
+   (:mod:`aircast.locks`: a local hard link of a complete temporary file, which fails if the
+   lock exists; on object stores a conditional put, ``If-None-Match: *``). A lock left by a
+   killed publisher is broken when its process is gone (same host) or when it is older than
+   :data:`STALE_LOCK_SECONDS`.
    Exclusive creation is not available on every fsspec file system: concurrent publishers
    must be serialised by their caller too (the Prefect flows hold the global concurrency slot
    ``aircast-publish``);
@@ -104,15 +74,10 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import hashlib
 import json
 import math
-import os
-import socket
-import time
-import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any, Literal
@@ -130,34 +95,44 @@ from zarr.storage import StorePath
 import aircast
 from aircast.align.units import published_units
 from aircast.errors import AirCastError, VocabularyError
-from aircast.sources.cache import process_alive
+from aircast.forecast.schema import (
+    COORDINATES,
+    DATA_DIMS,
+    INIT_TIME,
+    LATITUDE,
+    LONGITUDE,
+    PROVENANCE,
+    REQUIRED_PROVENANCE,
+    VALID_TIME,
+    Committed,
+    ForecastStoreError,
+    check_root,
+    committed,
+    content_sha256,
+    coordinate_arrays,
+    encode_hours,
+    get_array,
+    iso,
+    read_root,
+    root_attrs,
+    variable_attrs,
+)
+from aircast.locks import (
+    FsspecLockFile,
+    LocalLockFile,
+    LockContendedError,
+    LockFile,
+    LockHeldError,
+)
 from aircast.store import location
-from aircast.vocab import Channel, LevelType, parse_channel
-
-FORECAST_SCHEMA_VERSION: int = 1
-STORE_KIND = "forecast"
-
-# ---- names
-INIT_TIME = "init_time"
-LEAD_TIME = "lead_time"
-LATITUDE = "latitude"
-LONGITUDE = "longitude"
-VALID_TIME = "valid_time"
-PROVENANCE = "provenance"
-#: Arrays other than the variables; a channel may not take one of these names.
-COORDINATES = (INIT_TIME, LEAD_TIME, LATITUDE, LONGITUDE, VALID_TIME, PROVENANCE)
-#: Arrays with an ``init_time`` dimension besides the variables.
-INIT_COORDINATES = (INIT_TIME, VALID_TIME, PROVENANCE)
-DATA_DIMS = (INIT_TIME, LEAD_TIME, LATITUDE, LONGITUDE)
+from aircast.store.coordinates import write_coordinates
+from aircast.vocab import Channel, parse_channel
 
 LOCK_NAME = ".aircast-publish.lock"
 #: A lock older than this is taken to be a killed publisher's (a publish takes seconds).
 STALE_LOCK_SECONDS = 3600.0
 #: Largest tile side of a data chunk, in grid cells.
 MAX_TILE = 64
-TIME_UNITS = "hours since 1970-01-01 00:00:00"
-REQUIRED_PROVENANCE = ("checkpoint_sha256", "input_request_ids", "input_source")
-TITLE = "AirCast forecast of air quality and weather"
 
 _DATA_CODEC = BloscCodec(cname="zstd", clevel=3, shuffle=BloscShuffle.shuffle, typesize=4)
 #: Zarr writes every chunk even when it equals the fill value (by default it would skip it, and
@@ -167,10 +142,6 @@ _ARRAY_CONFIG: ArrayConfigParams = {"write_empty_chunks": True}
 
 class PublishError(AirCastError, ValueError):
     """A forecast that cannot be published as asked; nothing was changed."""
-
-
-class ForecastStoreError(AirCastError, ValueError):
-    """A forecast store that cannot be read or written: missing, foreign, or another schema."""
 
 
 @dataclass(frozen=True)
@@ -231,114 +202,6 @@ class PublishResult:
     index: int
     outcome: Literal["published", "already published"]
     inits: int
-
-
-# ---------------------------------------------------------------------------------------------
-# the committed state, shared with the reader
-
-
-@dataclass(frozen=True)
-class Committed:
-    """The store as readers see it: one read of the root ``zarr.json``.
-
-    ``group`` is built from that one document, so every array it gives has the committed
-    shape, whatever a crashed publish did to the arrays' own metadata.
-    """
-
-    url: str
-    attrs: dict[str, Any]
-    group: zarr.Group
-    n_inits: int
-
-    @property
-    def variables(self) -> tuple[str, ...]:
-        return tuple(self.attrs["variables"])
-
-    @property
-    def lead_hours(self) -> tuple[int, ...]:
-        return tuple(int(h) for h in self.attrs["lead_hours"])
-
-    def array(self, name: str) -> zarr.Array:
-        """The committed array ``name``."""
-        return _array(self.group, name)
-
-    def init_times(self) -> np.ndarray:
-        """Complete inits in publication order, datetime64[ns]."""
-        if self.n_inits == 0:
-            return np.empty(0, "datetime64[ns]")
-        return decode_hours(np.asarray(self.array(INIT_TIME)[:]))
-
-
-def read_root(store: Any) -> dict[str, Any] | None:
-    """The root ``zarr.json`` as JSON, or None when there is none."""
-    try:
-        buffer = sync(store.get("zarr.json", prototype=default_buffer_prototype()))
-    except FileNotFoundError:  # a read-only local store whose directory does not exist
-        return None
-    if buffer is None:
-        return None
-    document: dict[str, Any] = json.loads(buffer.to_bytes())
-    return document
-
-
-def check_root(url: str, root: Mapping[str, Any], *, action: str) -> None:
-    """Refuse a root ``zarr.json`` that is not an AirCast forecast store of this schema."""
-    attrs = root.get("attributes") or {}
-    if root.get("node_type") != "group" or attrs.get("aircast_store") != STORE_KIND:
-        raise ForecastStoreError(
-            f"{url} holds a Zarr node that is not an AirCast forecast store "
-            f"(aircast_store={attrs.get('aircast_store')!r}); cannot {action} it — use the URL of "
-            "a forecast store, or an empty location for a new one"
-        )
-    found = attrs.get("aircast_forecast_schema_version")
-    if found != FORECAST_SCHEMA_VERSION:
-        raise ForecastStoreError(
-            f"{url} is a forecast store of schema version {found!r}, but this AirCast "
-            f"({aircast.__version__}) reads and writes schema version "
-            f"{FORECAST_SCHEMA_VERSION}; cannot {action} it — use the AirCast version that "
-            "wrote it, or publish to a new store URL"
-        )
-
-
-def committed(url: str, store: Any, root: Mapping[str, Any]) -> Committed | None:
-    """The committed state from a checked root document; None while the store is being
-    created (no consolidated metadata yet: nothing was ever committed)."""
-    consolidated = root.get("consolidated_metadata")
-    if not consolidated or INIT_TIME not in (consolidated.get("metadata") or {}):
-        return None
-    group = zarr.Group(AsyncGroup.from_dict(StorePath(store), dict(root)))
-    n_inits = int(_array(group, INIT_TIME).shape[0])
-    attrs = dict(root["attributes"])
-    if attrs.get("complete_inits") != n_inits:
-        raise ForecastStoreError(
-            f"{url}: the root attributes say {attrs.get('complete_inits')} complete inits but "
-            f"the committed init_time axis has {n_inits}; the store was changed by something "
-            "other than publish_forecast — publish to a new store URL"
-        )
-    return Committed(url=url, attrs=attrs, group=group, n_inits=n_inits)
-
-
-def decode_hours(hours: np.ndarray) -> np.ndarray:
-    """int64 hours since 1970-01-01 → datetime64[ns], shape unchanged."""
-    return np.asarray(hours, np.int64).astype("datetime64[h]").astype("datetime64[ns]")
-
-
-def encode_hours(times: np.ndarray | np.datetime64) -> np.ndarray:
-    """datetime64 (whole hours) → int64 hours since 1970-01-01, shape unchanged."""
-    return np.asarray(times, "datetime64[ns]").astype("datetime64[h]").astype(np.int64)
-
-
-def iso(time_: Any) -> str:
-    """``2019-06-01T00:00:00`` (tz-naive UTC) for a datetime64."""
-    seconds: Any = np.datetime64(time_, "s")
-    return str(seconds)
-
-
-def _array(group: zarr.Group, name: str) -> zarr.Array:
-    node = group[name]
-    if not isinstance(node, zarr.Array):
-        raise ForecastStoreError(f"{name!r} of the forecast store is a group, not an array")
-    return node
 
 
 # ---------------------------------------------------------------------------------------------
@@ -546,29 +409,6 @@ def _check_grid(latitudes: np.ndarray, longitudes: np.ndarray) -> None:
         )
 
 
-def content_sha256(
-    init_time: np.datetime64,
-    lead_hours: Sequence[int],
-    latitudes: np.ndarray,
-    longitudes: np.ndarray,
-    values: Mapping[str, np.ndarray],
-) -> str:
-    """sha256 of what readers get for one init: time, leads, grid and published values.
-
-    Channels are hashed in name order (little-endian float32, C order), so the hash does not
-    depend on the order a run lists them in; provenance is not part of it.
-    """
-    digest = hashlib.sha256()
-    header = {"init_time": iso(init_time), "lead_hours": [int(h) for h in lead_hours]}
-    digest.update(json.dumps(header, sort_keys=True).encode())
-    digest.update(np.ascontiguousarray(latitudes, "<f8").tobytes())
-    digest.update(np.ascontiguousarray(longitudes, "<f8").tobytes())
-    for name in sorted(values):
-        digest.update(name.encode() + b"\0")
-        digest.update(np.ascontiguousarray(values[name], "<f4").tobytes())
-    return digest.hexdigest()
-
-
 def _provenance(given: Mapping[str, Any], init_time: np.datetime64, digest: str) -> str:
     missing = [key for key in REQUIRED_PROVENANCE if key not in given]
     if missing:
@@ -621,113 +461,33 @@ def _created(value: Any) -> str:
 @contextmanager
 def _writer_lock(url: str, storage_options: Mapping[str, Any] | None) -> Iterator[None]:
     """Hold ``<store>/.aircast-publish.lock`` while publishing (PublishError if it is held)."""
-    record = json.dumps(
-        {"host": socket.gethostname(), "pid": os.getpid(), "since": time.time()}
-    ).encode()
+    lock: LockFile
     if location.is_local(url):
         root = location.local_path(url)
         root.mkdir(parents=True, exist_ok=True)
-        lock = root / LOCK_NAME
-
-        def create() -> bool:
-            # A hard link of a complete temporary file: exclusive like O_CREAT|O_EXCL, and a
-            # lock never exists half-written (a kill between create and write would leave an
-            # empty lock that no one could tell from a live one).
-            tmp = root / f"{LOCK_NAME}.{uuid.uuid4().hex}.partial"
-            tmp.write_bytes(record)
-            try:
-                os.link(tmp, lock)
-                return True
-            except FileExistsError:
-                return False
-            finally:
-                tmp.unlink(missing_ok=True)
-
-        def read() -> tuple[bytes | None, float]:
-            try:
-                return lock.read_bytes(), lock.stat().st_mtime
-            except FileNotFoundError:
-                return None, time.time()
-
-        def remove() -> None:
-            lock.unlink(missing_ok=True)
-
-        where = str(lock)
+        lock = LocalLockFile(root / LOCK_NAME)
     else:
         fs, path = fsspec.core.url_to_fs(url, **dict(storage_options or {}))
-        remote = f"{path.rstrip('/')}/{LOCK_NAME}"
-
-        def create() -> bool:
-            try:
-                with fs.open(remote, "xb") as handle:  # s3fs: a put with If-None-Match: *
-                    handle.write(record)
-                return True
-            except FileExistsError:
-                return False
-            except (ValueError, NotImplementedError):
-                # no exclusive create on this file system: check, then put (not atomic; the
-                # caller's serialisation of publishers is what protects the store here)
-                if fs.exists(remote):
-                    return False
-                fs.pipe_file(remote, record)
-                return True
-
-        def read() -> tuple[bytes | None, float]:
-            try:
-                content = fs.cat_file(remote)
-            except FileNotFoundError:
-                return None, time.time()
-            try:
-                modified = fs.info(remote).get("LastModified")
-            except FileNotFoundError:
-                modified = None
-            since = modified.timestamp() if isinstance(modified, dt.datetime) else time.time()
-            return bytes(content), since
-
-        def remove() -> None:
-            with suppress(FileNotFoundError):
-                fs.rm_file(remote)
-
-        where = f"{url.rstrip('/')}/{LOCK_NAME}"
-
-    for _attempt in range(3):
-        if create():
-            break
-        content, since = read()
-        if content is None:
-            continue  # released between our attempt and the read: try again
-        holder = _lock_holder(content, since)
-        if holder is not None:
-            raise PublishError(
-                f"another publisher holds the lock of the forecast store {url} ({holder}); "
-                f"publishers must run one at a time — wait for it, or, if no publisher is "
-                f"running, delete {where}"
-            )
-        remove()  # a killed publisher's lock
-    else:
-        raise PublishError(
-            f"could not take the lock of the forecast store {url} ({where}); publishers must "
-            "run one at a time — retry"
+        lock = FsspecLockFile(
+            fs, f"{path.rstrip('/')}/{LOCK_NAME}", where=f"{url.rstrip('/')}/{LOCK_NAME}"
         )
+    try:
+        lock.acquire(stale_after=STALE_LOCK_SECONDS)
+    except LockHeldError as held:
+        raise PublishError(
+            f"another publisher holds the lock of the forecast store {url} ({held.holder}); "
+            f"publishers must run one at a time — wait for it, or, if no publisher is "
+            f"running, delete {lock.where}"
+        ) from None
+    except LockContendedError:
+        raise PublishError(
+            f"could not take the lock of the forecast store {url} ({lock.where}); publishers "
+            "must run one at a time — retry"
+        ) from None
     try:
         yield
     finally:
-        remove()
-
-
-def _lock_holder(content: bytes, since: float) -> str | None:
-    """Who holds a lock, or None when the lock is stale (its publisher is gone)."""
-    try:
-        info = json.loads(content)
-        host, pid, since = str(info["host"]), int(info["pid"]), float(info["since"])
-    except (ValueError, KeyError, TypeError):
-        host, pid = "?", -1
-    age = time.time() - since
-    if age > STALE_LOCK_SECONDS:
-        return None
-    if host == socket.gethostname() and pid > 0 and not process_alive(pid):
-        return None
-    return f"host {host}, pid {pid}, {age:.0f} s ago"
+        lock.release()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -759,142 +519,35 @@ def _tile(n: int) -> int:
     return math.ceil(n / math.ceil(n / MAX_TILE))
 
 
-def _grid_attrs(latitudes: np.ndarray, longitudes: np.ndarray) -> dict[str, Any]:
-    steps = np.concatenate([-np.diff(latitudes), np.diff(longitudes)])
-    resolution = float(steps[0]) if steps.size and np.allclose(steps, steps[0]) else None
-    return {
-        "resolution": resolution,
-        "north": float(latitudes[0]),
-        "south": float(latitudes[-1]),
-        "west": float(longitudes[0]),
-        "east": float(longitudes[-1]),
-        "shape": [int(latitudes.size), int(longitudes.size)],
-        "description": "cell centres; latitude north to south, longitude ascending",
-    }
-
-
-def _root_attrs(prepared: _Prepared, n_inits: int, latest: np.datetime64 | None) -> dict[str, Any]:
-    return {
-        "aircast_store": STORE_KIND,
-        "aircast_forecast_schema_version": FORECAST_SCHEMA_VERSION,
-        "Conventions": "CF-1.10",
-        "title": TITLE,
-        "source": "AirCast forecaster (ERA5 weather and CAMS composition); per-init "
-        "provenance in the provenance variable",
-        "grid": _grid_attrs(prepared.latitudes, prepared.longitudes),
-        "lead_hours": list(prepared.lead_hours),
-        "variables": list(prepared.names),
-        "complete_inits": n_inits,
-        # the commit marker: last key of the attributes, written in the same put as the shapes
-        "latest_complete_init_time": None if latest is None else iso(latest),
-    }
-
-
-def _variable_attrs(channel: Channel, units: str) -> dict[str, Any]:
-    spec = channel.spec
-    long_name = spec.long_name
-    attrs: dict[str, Any] = {"units": units}
-    if spec.level_type is LevelType.PRESSURE:
-        long_name = f"{long_name} at {channel.level} hPa"
-    attrs["long_name"] = long_name
-    if spec.standard_name:
-        attrs["standard_name"] = spec.standard_name
-    attrs["aircast_channel"] = channel.name
-    if channel.level is not None:
-        attrs["pressure_level_hpa"] = channel.level
-    attrs["coordinates"] = f"{VALID_TIME} {PROVENANCE}"
-    return attrs
-
-
 def _create(url: str, store: Any, prepared: _Prepared) -> Committed:
     """Create the store for ``prepared``'s channels, leads and grid, and commit it with no
     inits. Rerun from the start if a creation was interrupted (nothing was committed)."""
     n_leads = len(prepared.lead_hours)
     n_lat, n_lon = prepared.latitudes.size, prepared.longitudes.size
     # the root zarr.json is written without consolidated metadata: "being created"
-    root = GroupMetadata(attributes=_root_attrs(prepared, 0, None))
+    root = GroupMetadata(
+        attributes=root_attrs(
+            latitudes=prepared.latitudes,
+            longitudes=prepared.longitudes,
+            lead_hours=prepared.lead_hours,
+            variables=prepared.names,
+            n_inits=0,
+            latest=None,
+        )
+    )
     _put_root(store, root)
     group = zarr.open_group(store, mode="r+", use_consolidated=False)
     expected = {*COORDINATES, *prepared.names, LOCK_NAME, "zarr.json"}
     for name in _top_level(store):
         if name not in expected:  # left by an interrupted creation of other channels
             sync(store.delete_dir(name))
-
-    def create(name: str, **kwargs: Any) -> zarr.Array:
-        return group.create_array(name, overwrite=True, config=_ARRAY_CONFIG, **kwargs)
-
-    create(
-        INIT_TIME,
-        shape=(0,),
-        chunks=(1,),
-        dtype=np.int64,
-        fill_value=0,
-        dimension_names=(INIT_TIME,),
-        attributes={
-            "units": TIME_UNITS,
-            "calendar": "proleptic_gregorian",
-            "standard_name": "forecast_reference_time",
-            "long_name": "initial time of the forecast (UTC)",
-        },
+    write_coordinates(
+        group,
+        coordinate_arrays(prepared.lead_hours, prepared.latitudes, prepared.longitudes),
+        config=_ARRAY_CONFIG,
     )
-    lead = create(
-        LEAD_TIME,
-        shape=(n_leads,),
-        chunks=(n_leads,),
-        dtype=np.int64,
-        fill_value=0,
-        dimension_names=(LEAD_TIME,),
-        attributes={
-            "units": "hours",
-            # xarray's own marker: decode as timedelta64, not as a number of hours
-            "dtype": "timedelta64[ns]",
-            "standard_name": "forecast_period",
-            "long_name": "lead time (time since the initial time)",
-        },
-    )
-    lead[:] = np.asarray(prepared.lead_hours, np.int64)
-    create(
-        VALID_TIME,
-        shape=(0, n_leads),
-        chunks=(1, n_leads),
-        dtype=np.int64,
-        fill_value=0,
-        dimension_names=(INIT_TIME, LEAD_TIME),
-        attributes={
-            "units": TIME_UNITS,
-            "calendar": "proleptic_gregorian",
-            "standard_name": "time",
-            "long_name": "valid time of the forecast (UTC)",
-        },
-    )
-    create(
-        PROVENANCE,
-        shape=(0,),
-        chunks=(1,),
-        dtype=str,
-        fill_value="",
-        compressors=None,
-        dimension_names=(INIT_TIME,),
-        attributes={
-            "long_name": "provenance of each init (JSON): checkpoint, inputs, code, content hash",
-        },
-    )
-    for name, values, attrs in (
-        (LATITUDE, prepared.latitudes, {"units": "degrees_north", "standard_name": "latitude"}),
-        (LONGITUDE, prepared.longitudes, {"units": "degrees_east", "standard_name": "longitude"}),
-    ):
-        array = create(
-            name,
-            shape=values.shape,
-            chunks=values.shape,
-            dtype=np.float64,
-            fill_value=np.nan,
-            dimension_names=(name,),
-            attributes={**attrs, "long_name": name},
-        )
-        array[:] = values
     for channel in prepared.channels:
-        create(
+        group.create_array(
             channel.name,
             shape=(0, n_leads, n_lat, n_lon),
             chunks=(1, n_leads, _tile(n_lat), _tile(n_lon)),
@@ -902,7 +555,9 @@ def _create(url: str, store: Any, prepared: _Prepared) -> Committed:
             fill_value=np.nan,
             compressors=_DATA_CODEC,
             dimension_names=DATA_DIMS,
-            attributes=_variable_attrs(channel, prepared.units[channel.name]),
+            attributes=variable_attrs(channel, prepared.units[channel.name]),
+            overwrite=True,
+            config=_ARRAY_CONFIG,
         )
     state = Committed(
         url=url,
@@ -972,7 +627,7 @@ def _write_init(group: zarr.Group, state: Committed, prepared: _Prepared, index:
         **prepared.values,
     }
     for name, row in rows.items():
-        array = _array(group, name).with_config(_ARRAY_CONFIG)  # config is not stored
+        array = get_array(group, name).with_config(_ARRAY_CONFIG)  # config is not stored
         # resize only ever grows past the committed shape; what lies beyond index was never
         # committed, so zarr may drop it
         array.resize((index + 1, *array.shape[1:]))
@@ -987,16 +642,16 @@ def _verify_init(store: Any, state: Committed, prepared: _Prepared, index: int) 
     group = zarr.open_group(store, mode="r", use_consolidated=False)
     problems = []
     for name, expected in prepared.values.items():
-        array = _array(group, name)
+        array = get_array(group, name)
         if array.shape[0] != index + 1:
             problems.append(f"{name} has {array.shape[0]} inits, expected {index + 1}")
             continue
         got = np.asarray(array[index])
         if not np.array_equal(got, expected):
             problems.append(f"{name} reads back different values")
-    if str(_array(group, PROVENANCE)[index]) != prepared.provenance:
+    if str(get_array(group, PROVENANCE)[index]) != prepared.provenance:
         problems.append("provenance reads back different")
-    if np.asarray(_array(group, INIT_TIME)[index]) != encode_hours(prepared.init_time):
+    if np.asarray(get_array(group, INIT_TIME)[index]) != encode_hours(prepared.init_time):
         problems.append("init_time reads back different")
     if problems:
         raise ForecastStoreError(

@@ -2,11 +2,12 @@
 
 :func:`open_forecast` reads the store's root ``zarr.json`` **once** and serves everything from
 that snapshot: the complete inits, their metadata and the lazy dataset all agree, even while a
-publisher appends the next init (the contract, and why readers never see a half-written init,
-are in :mod:`aircast.forecast.publish`). Plain ``xarray.open_zarr(url)`` reads the same
-consolidated metadata and shows the same complete inits, in publication order; this reader
-sorts them by ``init_time`` and adds the usual questions: one init's forecast, a point's time
-series, a map at one lead, an init's provenance.
+publisher appends the next init (the contract is in :mod:`aircast.forecast.schema`, why
+readers never see a half-written init in :mod:`aircast.forecast.publish`). Plain
+``xarray.open_zarr(url)`` reads the same consolidated metadata and shows the same complete
+inits, in publication order; this reader sorts them by ``init_time`` and adds the usual
+questions: one init's forecast, a point's time series, a map at one lead, an init's
+provenance.
 
 Example
 -------
@@ -26,7 +27,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from aircast.forecast.publish import (
+from aircast.forecast.schema import (
     INIT_TIME,
     LATITUDE,
     LONGITUDE,

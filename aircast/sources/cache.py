@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from aircast.locks import process_alive
 from aircast.sources.requests import SourceRequest
 
 _SCHEMA = """
@@ -357,17 +358,6 @@ def _entry(row: sqlite3.Row) -> ManifestEntry:
         updated=row["updated"],
         completed=row["completed"],
     )
-
-
-def process_alive(pid: int) -> bool:
-    """Whether process ``pid`` runs on this host (another user's process counts as running)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _fsync_dir(path: Path) -> None:

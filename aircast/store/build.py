@@ -59,7 +59,7 @@ from aircast.sources.cache import ManifestEntry, RawCache
 from aircast.sources.decode import decode_product
 from aircast.sources.ingest import Source, plan, raw_cache
 from aircast.sources.requests import SourceRequest
-from aircast.store import location
+from aircast.store import coordinates, location
 from aircast.store.schema import (
     BUILD_GROUP,
     CHANNEL,
@@ -639,28 +639,23 @@ def init_store(config: AirCastConfig) -> None:
 def _write_coordinates(group: zarr.Group, layout: Layout, times: np.ndarray) -> None:
     channels, grid = layout.channels, layout.grid
     n_c, (n_lat, n_lon) = len(channels), grid.shape
-    _create_array(
+    coordinates.write_coordinates(
         group,
-        TIME,
-        encode_times(times),
-        (TIME,),
-        chunks=(TIME_CHUNK,),
-        attrs={**TIME_ATTRS, "axis": "T"},
-    )
-    _create_array(group, CHANNEL, np.array([c.name for c in channels]), (CHANNEL,), dtype=str)
-    _create_array(
-        group,
-        LATITUDE,
-        grid.latitudes.astype(np.float64),
-        (LATITUDE,),
-        attrs={"units": "degrees_north", "standard_name": "latitude", "axis": "Y"},
-    )
-    _create_array(
-        group,
-        LONGITUDE,
-        grid.longitudes.astype(np.float64),
-        (LONGITUDE,),
-        attrs={"units": "degrees_east", "standard_name": "longitude", "axis": "X"},
+        [
+            coordinates.Coordinate(
+                TIME,
+                (TIME,),
+                {**TIME_ATTRS, "axis": "T"},
+                encode_times(times),
+                chunks=(TIME_CHUNK,),
+            ),
+            coordinates.Coordinate(
+                CHANNEL, (CHANNEL,), {}, np.array([c.name for c in channels]), dtype=str
+            ),
+            coordinates.latitude(grid.latitudes, axis="Y"),
+            coordinates.longitude(grid.longitudes, axis="X"),
+        ],
+        compressors=_SMALL_CODEC,
     )
     meta: dict[str, tuple[np.ndarray, Any, str]] = {
         "channel_variable": (np.array([c.variable for c in channels]), str, "vocabulary variable"),

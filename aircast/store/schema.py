@@ -81,6 +81,7 @@ import zarr
 
 from aircast.config import AirCastConfig
 from aircast.errors import AirCastError
+from aircast.store.coordinates import time_attrs
 
 SCHEMA_VERSION = 1
 STORE_KIND = "training"
@@ -122,13 +123,7 @@ HIST_EDGES_NORMALISED = "hist_edges_normalised"
 HIST_COUNTS = "hist_counts"
 
 BUILD_GROUP = "build"
-TIME_UNITS = "hours since 1970-01-01 00:00:00"
-TIME_ATTRS: Mapping[str, str] = {
-    "units": TIME_UNITS,
-    "calendar": "proleptic_gregorian",
-    "standard_name": "time",
-    "long_name": "time (UTC)",
-}
+TIME_ATTRS: Mapping[str, str] = time_attrs("time", "time (UTC)")
 #: Single-level channels carry this in ``channel_level``.
 NO_LEVEL = -1
 #: Entries of the 1-D ``time`` coordinate per chunk: a year of three-hourly steps, so that

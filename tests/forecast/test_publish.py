@@ -27,15 +27,14 @@ import zarr
 
 from aircast.forecast import publish
 from aircast.forecast.publish import (
-    FORECAST_SCHEMA_VERSION,
     LOCK_NAME,
     ForecastRun,
-    ForecastStoreError,
     PublishError,
     publish_forecast,
     published_init_times,
 )
 from aircast.forecast.reader import open_forecast
+from aircast.forecast.schema import FORECAST_SCHEMA_VERSION, ForecastStoreError
 
 LATS = np.array([12.0, 11.25, 10.5, 9.75])  # north → south
 LONS = np.array([-1.5, -0.75, 0.0, 0.75, 1.5])
@@ -437,7 +436,7 @@ DAYS = ["2019-06-01", "2019-06-02", "2019-06-03"]
         # the second init committed; the lock not released
         ("_commit", "args[2] == 2", 2),
         # creation killed after the first variable array: no consolidated metadata yet
-        ("_variable_attrs", "calls == 2", 0),
+        ("variable_attrs", "calls == 2", 0),
     ],
 )
 def test_killed_publisher(

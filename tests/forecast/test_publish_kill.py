@@ -30,8 +30,9 @@ import xarray as xr
 import zarr
 from test_publish import make_run, published_value, snapshot
 
-from aircast.forecast.publish import ForecastStoreError, publish_forecast, published_init_times
+from aircast.forecast.publish import publish_forecast, published_init_times
 from aircast.forecast.reader import open_forecast
+from aircast.forecast.schema import ForecastStoreError
 
 SEED = 20190601
 KILLS = 6

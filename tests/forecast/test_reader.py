@@ -15,8 +15,9 @@ from test_publish import CHANNELS, LATS, LEADS, LONS, make_run, published_value
 
 import aircast
 from aircast.forecast import publish, reader
-from aircast.forecast.publish import ForecastStoreError, publish_forecast
+from aircast.forecast.publish import publish_forecast
 from aircast.forecast.reader import ForecastQueryError, ForecastStore, open_forecast
+from aircast.forecast.schema import ForecastStoreError
 
 DAYS = ("2019-06-03", "2019-06-01", "2019-06-02")  # published out of order (a backfill)
 

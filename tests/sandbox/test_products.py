@@ -25,7 +25,8 @@ from aircast.sandbox.products import (
     era5_accumulation_base,
     write_product,
 )
-from aircast.sources.decode import GRIB_OPEN_KWARGS, open_grib, verify_grib, verify_netcdf
+from aircast.sources.grib import GRIB_OPEN_KWARGS, open_grib, verify_grib
+from aircast.sources.netcdf import verify_netcdf
 from aircast.vocab import CAMS_EAC4, CAMS_FORECAST, ERA5_PRESSURE, ERA5_SINGLE
 
 TODAY = dt.date(2024, 6, 1)

@@ -21,15 +21,10 @@ import xarray as xr
 from aircast.catalogue import ParsedRequest, product_grid, validate_request
 from aircast.errors import ContentMismatchError, CorruptFileError
 from aircast.sandbox.products import AtmosphereLike, write_product
-from aircast.sources.decode import (
-    DecodeError,
-    check_grib_content,
-    clear_caches,
-    decode_grib,
-    decode_product,
-    open_grib,
-    verify_grib,
-)
+from aircast.sources.canonical import DecodeError
+from aircast.sources.decode import decode_product
+from aircast.sources.grib import check_grib_content, clear_caches, open_grib, verify_grib
+from aircast.sources.grib_canonical import decode_grib
 from aircast.vocab import CAMS_EAC4, CAMS_FORECAST, ERA5_PRESSURE, ERA5_SINGLE, VARIABLES
 
 TODAY = dt.date(2024, 6, 1)

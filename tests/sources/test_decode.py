@@ -14,14 +14,14 @@ import xarray as xr
 from aircast.catalogue import validate_request
 from aircast.errors import AirCastError, CorruptFileError
 from aircast.sandbox.products import AtmosphereLike, write_product
-from aircast.sources.decode import (
+from aircast.sources.grib import (
     GRIB_BACKEND_KWARGS,
     GRIB_OPEN_KWARGS,
     GRIB_PADDING,
     open_grib,
     verify_grib,
-    verify_netcdf,
 )
+from aircast.sources.netcdf import verify_netcdf
 from aircast.vocab import CAMS_EAC4, ERA5_SINGLE
 
 TODAY = dt.date(2024, 6, 1)
