@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import xarray as xr
+from threadpoolctl import threadpool_limits
 
 from aircast.config import AirCastConfig
 from aircast.errors import AirCastError
@@ -197,7 +198,13 @@ def regrid_conservative(ds: xr.Dataset, grid: TargetGrid) -> xr.Dataset:
         # them a second and more of import time)
         import xarray_regrid  # noqa: F401
 
-        out = ds.regrid.conservative(grid.coords(), latitude_coord="latitude", skipna=False)
+        # one BLAS thread: a matrix product split over threads rounds differently, and the
+        # store contract is the same bytes whether a part loads here or in a Dask worker
+        # (whose BLAS is single-threaded); the build's parallelism is across parts
+        with threadpool_limits(limits=1, user_api="blas"):
+            out = ds.regrid.conservative(
+                grid.coords(), latitude_coord="latitude", skipna=False
+            ).compute()
         out = out.assign_coords(latitude=grid.latitudes, longitude=grid.longitudes)
     out = out.transpose(..., "latitude", "longitude")
     for name in out.data_vars:
