@@ -137,8 +137,18 @@ def ensure_limit(name: str, size: int, *, what: str, setting: str) -> int:
     return int(existing.limit)
 
 
-def _call(fn: Callable[..., R], *args: Any, **kwargs: Any) -> R:
-    return fn(*args, **kwargs)
+def _step(name: str) -> Any:
+    """A task named ``name`` that calls the function it is given (a job's step).
+
+    One function per step name, so that each step has its own task key (the UI groups task
+    runs by it) while the code that runs is the runner's own.
+    """
+
+    def call(fn: Callable[..., R], *args: Any, **kwargs: Any) -> R:
+        return fn(*args, **kwargs)
+
+    call.__name__ = call.__qualname__ = name.replace("-", "_")
+    return task(call, name=name, cache_policy=NO_CACHE)
 
 
 class PrefectExecutor:
@@ -148,7 +158,7 @@ class PrefectExecutor:
     ----------
     compute
         Where ``map``'s calls run, when not in the task's own thread: an executor with a
-        ``call(fn, item)`` and a ``width`` (a :class:`aircast.jobs.executor.DaskExecutor`
+        ``call(name, fn, item)`` and a ``width`` (a :class:`aircast.jobs.executor.DaskExecutor`
         entered by the flow). Its width bounds the tasks in flight.
     """
 
@@ -158,9 +168,8 @@ class PrefectExecutor:
         capture_library_logs()
 
     def run(self, name: str, fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> R:
-        step = task(_call, name=name, cache_policy=NO_CACHE)
         handed = {k: quote(v) for k, v in kwargs.items()}
-        return step(quote(fn), *(quote(a) for a in args), **handed)
+        return _step(name)(quote(fn), *(quote(a) for a in args), **handed)  # type: ignore[no-any-return]
 
     def map(
         self,
@@ -172,10 +181,12 @@ class PrefectExecutor:
         label: Callable[[T], str] | None = None,
     ) -> Iterator[tuple[T, R | BaseException]]:
         compute = self.compute
-        target: Callable[[T], R] = fn if compute is None else (lambda item: compute.call(fn, item))
+        target: Callable[[T], R] = (
+            fn if compute is None else (lambda item: compute.call(name, fn, item))
+        )
         if compute is not None:
             width = compute.width
-        step = task(_call, name=name, cache_policy=NO_CACHE)
+        step = _step(name)
 
         def submit(item: T) -> Any:
             named = step if label is None else step.with_options(task_run_name=label(item))

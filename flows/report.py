@@ -17,4 +17,3 @@ def exit_code(state: Any) -> int:
         return 1
     print(json.dumps(state.result(), indent=2))
     return 0
-

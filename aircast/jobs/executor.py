@@ -263,13 +263,14 @@ class DaskExecutor(ThreadExecutor):
         """Threads of the cluster: how many steps it runs at once."""
         return int(sum(self._client.nthreads().values()) or 1)
 
-    def call(self, fn: Callable[[T], R], item: T) -> R:
-        """``fn(item)`` on the cluster, waited for (what one Prefect task does there)."""
+    def call(self, name: str, fn: Callable[[T], R], item: T) -> R:
+        """``fn(item)`` on the cluster as a task keyed ``aircast-<name>-…``, waited for (what
+        one Prefect task does there)."""
         import uuid
 
         if self._client is None:
             raise RuntimeError("use DaskExecutor as a context manager (`with DaskExecutor():`)")
-        key = f"aircast-{getattr(fn, '__name__', 'call')}-{uuid.uuid4().hex[:12]}"
+        key = f"aircast-{name}-{uuid.uuid4().hex[:12]}"
         return self._client.submit(fn, item, key=key).result()  # type: ignore[no-any-return]
 
     @property
