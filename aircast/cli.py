@@ -6,7 +6,8 @@ exit code 2; anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -116,13 +117,39 @@ def sandbox_serve(
         server.stop()
 
 
-def _progress_printer(label: str) -> Callable[[Any, int, int], None]:
-    def show(result: Any, done: int, total: int) -> None:
-        req = result.request
-        note = f" ({result.error})" if result.error else ""
-        typer.echo(f"  [{done}/{total}] {label} {req.day} {req.group}: {result.outcome}{note}")
+class _Terminal(logging.Handler):
+    """Information on stdout as plain lines, warnings and errors on stderr.
 
-    return show
+    The streams are looked up at each record, not kept: a command run in-process (the tests'
+    runner) swaps ``sys.stdout`` for each call and closes the old one afterwards.
+    """
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = self.format(record)
+            if record.levelno >= logging.WARNING:
+                sys.stderr.write(f"{record.levelname.lower()}: {text}\n")
+                sys.stderr.flush()
+            else:
+                sys.stdout.write(text + "\n")
+                sys.stdout.flush()
+        except Exception:  # a log line must never break a command
+            self.handleError(record)
+
+
+def log_to_terminal(level: int = logging.INFO) -> None:
+    """Print the ``aircast`` logger's records: the job runners say what they do through it.
+
+    Data-store keys are masked. Idempotent (the tests call commands in one process).
+    """
+    from aircast.sources.datastore import mask_secrets_in
+
+    logger = logging.getLogger("aircast")
+    logger.setLevel(level)
+    if not any(isinstance(h, _Terminal) for h in logger.handlers):
+        logger.addHandler(_Terminal())
+    logger.propagate = False  # printed once, here, not again by a root handler
+    mask_secrets_in("aircast")
 
 
 @app.command("ingest")
@@ -143,9 +170,10 @@ def ingest_command(
     are resumed by their request id. Exit 2 when a request failed.
     """
     from aircast.config import load_config
-    from aircast.sandbox.runtime import datastore_endpoints
-    from aircast.sources.ingest import SOURCES, Source, ingest, parse_range
+    from aircast.jobs.ingest import IngestFailed, run_ingest
+    from aircast.sources.ingest import SOURCES, Source, parse_range
 
+    log_to_terminal()
     try:
         config = load_config(config_path)
         first, last = parse_range(start, end)
@@ -154,29 +182,20 @@ def ingest_command(
             if name not in SOURCES:
                 raise typer.BadParameter(f"unknown source {name!r}; choose from {SOURCES}")
             chosen.append(name)  # type: ignore[arg-type]  # checked against SOURCES above
-        with datastore_endpoints(config) as endpoints:
-            for name, store in (("cds", "CDS"), ("ads", "ADS")):
-                typer.echo(f"{store}: {endpoints[name].url}")
-            reports = ingest(
-                config,
-                tuple(chosen),
-                first,
-                last,
-                endpoints=endpoints,
-                progress=_progress_printer("fetch"),
-            )
+        try:
+            result = run_ingest(config, chosen, first, last)
+        except IngestFailed as exc:
+            result = exc.result
     except AirCastError as exc:
         raise _fail(exc) from None
-    failed = False
-    for name, report in reports.items():
+    for name, report in result.reports.items():
         typer.echo(f"{name}: {report.summary()}")
-        for result in report.failed:
-            failed = True
-            typer.secho(f"  failed: {result.request.label}: {result.error}", fg="red", err=True)
+    for failure in result.failed:
+        typer.secho(f"  failed: {failure.request.label}: {failure.error}", fg="red", err=True)
     typer.echo(
         f"raw files: {config.paths.raw / 'files'} (manifest {config.paths.raw / 'manifest.sqlite'})"
     )
-    if failed:
+    if result.failed:
         raise typer.Exit(code=2)
 
 
@@ -214,8 +233,9 @@ def store_build(
     (days not ingested, a store of another recipe at store.url, …).
     """
     from aircast.config import load_config, parse_config
-    from aircast.store.build import build_store
+    from aircast.jobs.build import build_executor, run_build
 
+    log_to_terminal()
     try:
         config = load_config(config_path)
         settings: dict[str, Any] = {}
@@ -227,7 +247,8 @@ def store_build(
             data = config.model_dump(mode="json", exclude_unset=True)
             data["store"] = {**data.get("store", {}), **settings}
             config = parse_config(data, f"{config_path} with command-line options")
-        result = build_store(config, parallel=not serial, resume=not rebuild, progress=typer.echo)
+        with build_executor(config, serial=serial) as executor:
+            result = run_build(config, executor=executor, resume=not rebuild)
     except AirCastError as exc:
         raise _fail(exc) from None
     timings = ", ".join(f"{stage} {seconds:.1f} s" for stage, seconds in result.seconds.items())
@@ -247,22 +268,16 @@ def store_extend(
 ) -> None:
     """Append ingested days after the store's last day (existing chunks are not rewritten)."""
     from aircast.config import load_config
+    from aircast.jobs.build import run_extend
     from aircast.sources.ingest import parse_range
-    from aircast.store.build import extend_store
 
+    log_to_terminal()
     try:
         config = load_config(config_path)
         first, last = parse_range(start, end)
-        result = extend_store(config, first, last)
+        run_extend(config, first, last)
     except AirCastError as exc:
         raise _fail(exc) from None
-    if result.first_day is None:
-        typer.echo(f"{config.store_url}: already holds every day up to {last}; nothing to do")
-    else:
-        typer.echo(
-            f"{config.store_url}: appended {result.first_day}..{result.last_day} "
-            f"({result.n_times} times, {result.n_missing} missing)"
-        )
 
 
 @store_app.command("inspect")
@@ -307,13 +322,12 @@ def train_command(
     pollutant skill against persistence on the validation period) and metrics.jsonl.
     """
     from aircast.config import load_config
-    from aircast.training.loop import train
+    from aircast.jobs.train import run_train
 
+    log_to_terminal()
     try:
         config = load_config(config_path)
-        result = train(
-            config, out_dir=out_dir, resume=not fresh, max_steps=max_steps, log=typer.echo
-        )
+        result = run_train(config, out_dir=out_dir, fresh=fresh, max_steps=max_steps).result
     except AirCastError as exc:
         raise _fail(exc) from None
     typer.echo(
@@ -423,60 +437,62 @@ def forecast_command(
     is left as it is). Exit 2 for a bad date, a missing or mismatched checkpoint, missing or
     unhealthy inputs: the forecast store is then unchanged.
     """
-    import datetime as dt
-
-    import numpy as np
-
     from aircast.config import load_config
-    from aircast.forecast.daily import (
-        LoadedModel,
-        check_forecast_date,
-        prepare_forecast,
-        resolve_checkpoint,
-    )
-    from aircast.forecast.initial import InputError
-    from aircast.forecast.publish import publish_forecast, published_init_times
-    from aircast.forecast.verify import verify_published
-    from aircast.sandbox.runtime import datastore_endpoints
-    from aircast.sources.ingest import ingest, parse_day
-    from aircast.store.reader import open_store
+    from aircast.jobs.executor import ThreadExecutor
+    from aircast.jobs.forecast import run_daily_forecast
+    from aircast.sources.ingest import parse_day
+
+    log_to_terminal()
+
+    def show(key: str, markdown: str) -> None:
+        if key.startswith("input-health"):  # the verification is logged by the job
+            typer.echo(markdown)
 
     try:
         day = parse_day(date, "date")
         config = load_config(config_path)
-        store = open_store(config.store_url, config.store.storage_options)
-        check_forecast_date(day, store)
-        loaded = LoadedModel.load(resolve_checkpoint(config), store)
-        init = np.datetime64(day.isoformat(), "ns")
-        options = config.forecast.storage_options
-        if init in published_init_times(config.forecast_url, storage_options=options):
-            typer.echo(f"{day} 00 UTC is already published in {config.forecast_url}")
-        else:
-            with datastore_endpoints(config, stores=("ads",)) as endpoints:
-                reports = ingest(
-                    config, ("forecast",), day - dt.timedelta(days=1), day, endpoints=endpoints
-                )
-            report = reports["forecast"]
-            typer.echo(f"CAMS forecast: {report.summary()}")
-            if report.failed and not config.forecast.fallback_to_previous_cycle:
-                raise InputError(
-                    f"the CAMS forecast runs for {day} could not be fetched ("
-                    + "; ".join(f"{r.request.label}: {r.error}" for r in report.failed[:3])
-                    + "); nothing was published: retry when the data store is back"
-                )
-            prepared = prepare_forecast(
-                config,
-                store,
-                loaded,
-                day,
-                on_health=lambda report: typer.echo(report.markdown()),
-                log=typer.echo,
-            )
-            result = publish_forecast(config.forecast_url, prepared.run, storage_options=options)
-            typer.echo(f"{result.outcome}: {day} 00 UTC in {result.url} ({result.inits} inits)")
-        if verify:
-            verification = verify_published(config, store, now=init)
-            typer.echo(verification.markdown())
-            typer.echo(f"scores: {verification.path}")
+        run_daily_forecast(config, day, executor=ThreadExecutor(on_report=show), verify=verify)
     except AirCastError as exc:
         raise _fail(exc) from None
+
+
+@app.command("backfill")
+def backfill_command(
+    start: Annotated[str, typer.Argument(help="first date, YYYY-MM-DD")],
+    end: Annotated[str, typer.Argument(help="last date, YYYY-MM-DD (inclusive)")],
+    config_path: Annotated[
+        Path, typer.Option("--config", metavar="CONFIG", help="recipe, e.g. configs/demo.yaml")
+    ],
+) -> None:
+    """Forecast every date of START..END that is not yet published, one after another.
+
+    Each date runs the daily forecast (`aircast forecast DATE`); published dates are skipped,
+    so running it again retries only the dates that failed. Exit 2 when a date failed.
+    """
+
+    from aircast.config import load_config
+    from aircast.jobs.backfill import run_backfill
+    from aircast.jobs.executor import ThreadExecutor
+    from aircast.jobs.forecast import run_daily_forecast
+    from aircast.sources.ingest import parse_day
+
+    log_to_terminal()
+    executor = ThreadExecutor(max_workers=1)
+
+    try:
+        config = load_config(config_path)
+
+        def forecast(date: str) -> dict[str, Any]:
+            try:
+                run_daily_forecast(config, parse_day(date, "date"), executor=executor)
+            except AirCastError as exc:  # reported with its date; the other dates go on
+                return {"date": date, "state": "Failed", "message": str(exc)}
+            return {"date": date, "state": "Completed", "message": ""}
+
+        outcome = run_backfill(config, start, end, forecast, executor=executor)
+    except AirCastError as exc:
+        raise _fail(exc) from None
+    typer.echo(
+        f"backfill {start}..{end}: {len(outcome.forecast)} forecast, "
+        f"{len(outcome.skipped)} already published"
+    )

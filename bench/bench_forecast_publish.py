@@ -19,7 +19,7 @@ Setup (not timed)
    06-01..06-02, validation 06-03, test 06-04) and ``paths.root`` under ``--data`` (default a
    temporary folder; a kept folder makes reruns skip the ingestion, which is idempotent).
    ERA5 and EAC4 for 06-01..06-04 are ingested from the embedded sandbox and the training
-   store is built (``build_store(config, parallel=False)``): the forecast takes its grid,
+   store is built (``run_build(config)``): the forecast takes its grid,
    static fields and statistics from it.
 2. A checkpoint of the recipe's model shape (the ``model:`` defaults, as the default recipe
    sets none: patch 2, width 128, depth 4, heads 4) with its **initial, untrained weights**
@@ -146,14 +146,16 @@ def _ingest(
     config: AirCastConfig, sources: tuple[Source, ...], first: dt.date, last: dt.date
 ) -> float:
     """Ingest ``sources`` for ``first``..``last`` from the sandbox (idempotent); seconds."""
+    from aircast.jobs.ingest import run_ingest
     from aircast.sandbox.runtime import datastore_endpoints
-    from aircast.sources.ingest import ingest
 
     began = time.perf_counter()
     stores: tuple[Store, ...] = ("ads",) if sources == ("forecast",) else ("cds", "ads")
     print(f"ingesting {first}..{last} ({', '.join(sources)}) ...", flush=True)
     with datastore_endpoints(config, stores=stores) as endpoints:
-        reports = ingest(config, sources, first, last, endpoints=endpoints)
+        reports = run_ingest(
+            config, sources, first, last, endpoints=endpoints, raise_on_failure=False
+        ).reports
     for source, report in reports.items():
         print(f"  {source}: {report.summary()}", flush=True)
         if report.failed:
@@ -200,7 +202,7 @@ def write_checkpoint(config: AirCastConfig) -> tuple[Path, dict[str, Any]]:
 def setup(folder: Path) -> tuple[Path, dict[str, Any]]:
     """Ingest, build the store, write the checkpoint, ingest the CAMS runs; the config path."""
     from aircast.config import parse_config
-    from aircast.store.build import build_store
+    from aircast.jobs.build import run_build
 
     data = bench_config(folder / "root")
     config = parse_config(data)
@@ -211,7 +213,7 @@ def setup(folder: Path) -> tuple[Path, dict[str, Any]]:
     took["ingest_training_s"] = round(_ingest(config, ("era5", "eac4"), FIRST_DAY, last), 1)
     began = time.perf_counter()
     print(f"building the training store {config.store_url} ...", flush=True)
-    result = build_store(config, parallel=False, progress=lambda line: print(" ", line))
+    result = run_build(config)
     took["build_store_s"] = round(time.perf_counter() - began, 1)
     took["store_parts_loaded"] = len(result.loaded)
     began = time.perf_counter()

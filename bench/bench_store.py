@@ -82,8 +82,9 @@ import yaml
 from recording import append_result, machine_info  # bench/ is on sys.path when a bench runs
 
 from aircast.config import DEFAULT_CONFIG, AirCastConfig, parse_config
+from aircast.jobs.ingest import run_ingest
 from aircast.sandbox.runtime import datastore_endpoints
-from aircast.sources.ingest import Source, ingest, plan, raw_cache
+from aircast.sources.ingest import Source, plan, raw_cache
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "store.json"
@@ -124,7 +125,9 @@ def ingest_days(config: AirCastConfig, days: int) -> float:
     began = time.perf_counter()
     print(f"ingesting {FIRST_DAY}..{last} (era5, eac4) into {config.paths.raw} ...", flush=True)
     with datastore_endpoints(config) as endpoints:
-        reports = ingest(config, SOURCES, FIRST_DAY, last, endpoints=endpoints)
+        reports = run_ingest(
+            config, SOURCES, FIRST_DAY, last, endpoints=endpoints, raise_on_failure=False
+        ).reports
     for source, report in reports.items():
         print(f"  {source}: {report.summary()}", flush=True)
         if report.failed:

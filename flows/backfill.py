@@ -1,21 +1,15 @@
-"""Backfills: a range of dates becomes one daily-forecast run per day.
+"""The ``backfill-forecasts`` flow: the backfill job with Prefect as its executor.
 
-``backfill_forecasts(start, end, config)`` asks the ``daily-forecast`` deployment for one flow
-run per date that the forecast store does not hold yet, at most ``max_concurrent`` in flight,
-and waits for them:
-
-- **idempotent**: each run is created with the deterministic idempotency key
-  ``aircast-forecast/<recipe>/<store>/<date>`` (``<store>``: a hash of the forecast store's
-  URL), so a duplicate or overlapping backfill (or one started
-  twice from the UI) gets the existing run back instead of a second one, and waits on it;
-- **skips** dates already published (read from the forecast store itself, the truth);
-- **retries** a date whose earlier run failed, crashed or was cancelled by scheduling that same
-  run again, as the UI's Retry does, so a backfill started after a fault repairs it;
-- **bounded**: runs are created no faster than they finish (``run_bounded``), on top of the
-  deployment's own concurrency limit.
-
-Without a deployment (``deployment=""``) the runs happen in this process as subflows, one
-after another: how the demo and the tests use it without workers.
+``backfill_forecasts(start, end, config)`` calls :func:`aircast.jobs.backfill.run_backfill`
+(which skips published dates, bounds the runs in flight and reports a table artifact), and
+gives it the one thing that is Prefect's: how one date is forecast. With a deployment, each
+date is a run of ``daily-forecast`` created with the deterministic idempotency key
+``aircast-forecast/<recipe>/<store>/<date>`` (``<store>``: a hash of the forecast store's URL),
+so a duplicate or overlapping backfill (or one started twice from the UI) gets the existing
+run back instead of a second one, and waits on it; a date whose earlier run failed, crashed or
+was cancelled is scheduled again. Without a deployment (``deployment=""``) the dates run in
+this process as subflows, one after another: how the demo and the tests use it without
+workers.
 """
 
 from __future__ import annotations
@@ -27,27 +21,22 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
-from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_table_artifact
-from prefect.cache_policies import NO_CACHE
+from prefect import flow, get_run_logger
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import FlowRun
 from prefect.states import Scheduled
+from prefect.task_runners import ThreadPoolTaskRunner
 
 from aircast.config import load_config
 from aircast.errors import AirCastError
-from aircast.forecast.publish import published_init_times
-from aircast.sources.ingest import DateError, parse_range
-from flows.bounded import run_bounded
+from aircast.jobs.backfill import BackfillFailed, backfill_dates, run_backfill
+from flows.executor import PrefectExecutor
 from flows.forecast import daily_forecast
-from flows.ingest import DEFAULT_CONFIG
-from flows.report import artifact_key, exit_code
+from flows.ingest import DEFAULT_CONFIG, MAX_THREADS
+from flows.report import exit_code
 
 #: ``<flow name>/<deployment name>`` of the daily forecast (flows/deploy.py registers it).
 FORECAST_DEPLOYMENT = "daily-forecast/daily-forecast"
-#: The most days one backfill may span: a typo in a year should not queue a decade.
-MAX_DAYS = 400
 #: Seconds between polls of a run's state.
 POLL_SECONDS = 2.0
 
@@ -62,20 +51,10 @@ def idempotency_key(recipe: str, forecast_url: str, date: str) -> str:
     return f"aircast-forecast/{recipe}/{store}/{date}"
 
 
-def _dates(start: str, end: str) -> list[str]:
-    first, last = parse_range(start, end)
-    days = (last - first).days + 1
-    if days > MAX_DAYS:
-        raise DateError(
-            f"{start}..{end} spans {days} days, more than the {MAX_DAYS} one backfill takes; "
-            "split it into several backfills"
-        )
-    return [str(d) for d in np.arange(np.datetime64(first), np.datetime64(last) + 1)]
-
-
-@task(name="forecast-run", task_run_name="{date}", cache_policy=NO_CACHE)
-def forecast_run(deployment: str, date: str, config: str, key: str) -> dict[str, Any]:
-    """Create (or find, by its idempotency key) the date's run and wait for its end."""
+def deployment_run(deployment: str, date: str, config: str, key: str) -> dict[str, Any]:
+    """Create (or find, by its idempotency key) the date's run of ``deployment``; wait for its
+    end. A run that failed, crashed or was cancelled earlier is scheduled again, as the UI's
+    Retry does, so a backfill started after a fault repairs it."""
     logger = get_run_logger()
     with get_client(sync_client=True) as client:
         found = client.read_deployment_by_name(deployment)
@@ -107,7 +86,18 @@ def forecast_run(deployment: str, date: str, config: str, key: str) -> dict[str,
     }
 
 
-@flow(persist_result=True, name="backfill-forecasts", flow_run_name="backfill {start}..{end}")
+def subflow_run(date: str, config: str) -> dict[str, Any]:
+    """The date's daily forecast as a subflow of this run (no deployment, no worker)."""
+    state = daily_forecast(date, config, return_state=True)
+    return {"date": date, "state": state.name, "message": state.message or ""}
+
+
+@flow(
+    persist_result=True,
+    name="backfill-forecasts",
+    flow_run_name="backfill {start}..{end}",
+    task_runner=ThreadPoolTaskRunner(max_workers=MAX_THREADS),
+)
 def backfill_forecasts(
     start: str,
     end: str,
@@ -134,63 +124,34 @@ def backfill_forecasts(
     dict
         Dates skipped (already published), and each run's final state.
     """
-    logger = get_run_logger()
-    dates = _dates(start, end)
-    if max_concurrent < 1:
-        raise ValueError(f"max_concurrent = {max_concurrent}; at least 1 run must be allowed")
+    backfill_dates(start, end)  # a bad range fails before anything else
     recipe = load_config(config)
-    published = {
-        str(np.datetime64(t, "D"))
-        for t in published_init_times(
-            recipe.forecast_url, storage_options=recipe.forecast.storage_options
-        )
-    }
-    skipped = [d for d in dates if d in published]
-    todo = [d for d in dates if d not in published]
-    logger.info(
-        "%s..%s: %d dates, %d already published, %d to forecast (%s)",
-        start,
-        end,
-        len(dates),
-        len(skipped),
-        len(todo),
-        f"deployment {deployment}, at most {max_concurrent} at a time"
-        if deployment
-        else "in this process",
-    )
-    results: list[dict[str, Any]] = []
     if deployment:
-        for date, future in run_bounded(
-            todo,
-            lambda d: forecast_run.submit(
-                deployment, d, config, idempotency_key(recipe.name, recipe.forecast_url, d)
-            ),
-            max_concurrent,
-        ):
-            outcome = future.result()
-            logger.info("%s: %s", date, outcome["state"])
-            results.append(outcome)
+
+        def forecast(date: str) -> dict[str, Any]:
+            key = idempotency_key(recipe.name, recipe.forecast_url, date)
+            return deployment_run(deployment, date, config, key)
+
+        where, width = f"deployment {deployment}", max_concurrent
     else:
-        for date in todo:
-            state = daily_forecast(date, config, return_state=True)
-            results.append({"date": date, "state": state.name, "message": state.message or ""})
-    results.sort(key=lambda r: str(r["date"]))
-    table = [{"date": d, "state": "already published", "run": ""} for d in skipped] + [
-        {"date": r["date"], "state": r["state"], "run": r.get("flow_run", "")} for r in results
-    ]
-    create_table_artifact(
-        table=sorted(table, key=lambda r: r["date"]),
-        key=artifact_key("backfill", recipe.name),
-        description=f"{recipe.name}: backfill {start}..{end}",
-    )
-    failed = [r for r in results if r["state"] != "Completed"]
-    if failed:
-        raise RuntimeError(
-            f"{len(failed)} of {len(todo)} forecasts did not complete: "
-            + "; ".join(f"{r['date']} {r['state']} {r['message']}" for r in failed[:5])
-            + "; run the backfill again to retry them (published dates are skipped)"
+
+        def forecast(date: str) -> dict[str, Any]:
+            return subflow_run(date, config)
+
+        where, width = "in this process", 1
+    try:
+        outcome = run_backfill(
+            recipe,
+            start,
+            end,
+            forecast,
+            executor=PrefectExecutor(),
+            max_concurrent=width if max_concurrent >= 1 else max_concurrent,
+            where=where,
         )
-    return {"skipped": skipped, "forecast": [r["date"] for r in results], "runs": results}
+    except BackfillFailed as exc:
+        raise RuntimeError(str(exc)) from None
+    return {"skipped": outcome.skipped, "forecast": outcome.forecast, "runs": outcome.runs}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -210,7 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     try:
-        _dates(args.start, args.end)
+        backfill_dates(args.start, args.end)
     except AirCastError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -1,11 +1,11 @@
 """Prefect flows that fetch ERA5 and CAMS for a date range into a recipe's raw cache.
 
 ``ingest_era5``, ``ingest_cams`` (product ``reanalysis`` or ``forecast``) and ``ingest_all``
-(a parent flow running them at the same time, as ``aircast ingest`` does: they talk to
-different stores) take ISO dates and a config path, plan the requests with
-:func:`aircast.sources.ingest.plan`, and run one task per request through
-:func:`aircast.sources.fetch.fetch_request`, so a flow and ``aircast ingest`` share the cache:
-what one finished the other never fetches again.
+(all of them in one batch, as ``aircast ingest`` runs them) take ISO dates and a config path
+and call the ingest job, :func:`aircast.jobs.ingest.run_ingest`, with Prefect as its executor:
+the job decides what is fetched in which order and when a store is given up on (its docstring
+lists the rules), so a flow and ``aircast ingest`` behave alike and share the cache: what one
+finished the other never fetches again.
 
 Idempotent
     A request complete in the raw cache is reported ``reused`` and never sent; a second run
@@ -42,45 +42,24 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any, Literal, cast
-from uuid import UUID
 
-from prefect import flow, get_run_logger, task
-from prefect.artifacts import (
-    create_markdown_artifact,
-    create_progress_artifact,
-    update_progress_artifact,
-)
+from prefect import flow
 from prefect.blocks.system import Secret as SecretBlock
-from prefect.cache_policies import NO_CACHE
-from prefect.client.orchestration import SyncPrefectClient, get_client
-from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
-from prefect.client.schemas.responses import GlobalConcurrencyLimitResponse
-from prefect.concurrency.sync import concurrency
-from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
-from prefect.futures import PrefectFuture
 from prefect.task_runners import ThreadPoolTaskRunner
-from prefect.utilities.annotations import quote
 
 from aircast.config import AirCastConfig, load_config
 from aircast.errors import DataStoreError
+from aircast.jobs.ingest import IngestFailed, limit_name, run_ingest
 from aircast.sandbox.runtime import datastore_endpoints
-from aircast.sources.cache import RawCache
-from aircast.sources.datastore import Endpoint, Secret, Store, mask_secrets_in
-from aircast.sources.fetch import FetchReport, FetchResult, is_cached
-from aircast.sources.ingest import (
-    Source,
-    fetch_one,
-    parse_range,
-    plan,
-    raw_cache,
-)
-from aircast.sources.requests import SourceRequest
-from flows.bounded import run_bounded
+from aircast.sources.datastore import Endpoint, Secret, Store
+from aircast.sources.ingest import Source, parse_range
+from flows.executor import PrefectExecutor
 from flows.report import exit_code
+
+__all__ = ["SECRET_BLOCKS", "ingest_all", "ingest_cams", "ingest_era5", "limit_name"]
 
 CamsProduct = Literal["reanalysis", "forecast"]
 
@@ -96,12 +75,12 @@ SECRET_BLOCKS: Mapping[Store, str] = {"cds": "aircast-cds-key", "ads": "aircast-
 MAX_THREADS = 32
 
 _CAMS_SOURCES: Mapping[CamsProduct, Source] = {"reanalysis": "eac4", "forecast": "forecast"}
-_LOGGERS = ("prefect.flow_runs", "prefect.task_runs")
-
-
-def limit_name(store: str) -> str:
-    """Name of the global concurrency limit shared by every flow run that talks to ``store``."""
-    return f"aircast-{store}"
+#: The result key of each source in ``ingest_all``'s summary.
+_SUMMARY_NAMES: Mapping[Source, str] = {
+    "era5": "era5",
+    "eac4": "cams-reanalysis",
+    "forecast": "cams-forecast",
+}
 
 
 def secret_block_key(store: Store) -> Secret | None:
@@ -122,272 +101,33 @@ def secret_block_key(store: Store) -> Secret | None:
     return Secret(value)
 
 
-def ensure_store_limit(store: str, size: int) -> int:
-    """Create the store's global concurrency limit with ``size`` slots if it is missing.
-
-    An existing limit is kept as it is (an operator may have tuned it in the UI). Returns
-    the limit in force.
-    """
-    return ensure_limit(
-        limit_name(store),
-        size,
-        what=f"{store.upper()} requests in flight",
-        setting="ingest.max_concurrent_requests",
-    )
-
-
-def create_limit_if_missing(
-    client: SyncPrefectClient, name: str, slots: int
-) -> GlobalConcurrencyLimitResponse | None:
-    """Create the global concurrency limit ``name`` with ``slots`` unless it exists.
-
-    Returns the limit that already existed (kept as it is: an operator may have tuned it), or
-    None when this call created it. A limit created by someone else between the look-up and
-    the creation counts as existing.
-    """
-    try:
-        return client.read_global_concurrency_limit_by_name(name)
-    except ObjectNotFound:
-        pass
-    try:
-        client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=slots))
-    except ObjectAlreadyExists:  # another run (or the bootstrap) created it in between
-        return client.read_global_concurrency_limit_by_name(name)
-    return None
-
-
-def ensure_limit(name: str, size: int, *, what: str, setting: str) -> int:
-    """Create the global concurrency limit ``name`` with ``size`` slots if it is missing.
-
-    An existing limit is kept as it is (an operator may have tuned it in the UI); ``what``
-    says what it bounds and ``setting`` where ``size`` came from, for the log. Returns the
-    limit in force.
-    """
-    logger = get_run_logger()
-    with get_client(sync_client=True) as client:
-        existing = create_limit_if_missing(client, name, size)
-    if existing is None:
-        logger.info(
-            "created the global concurrency limit %r: at most %d %s across all flow runs (%s)",
-            name,
-            size,
-            what,
-            setting,
-        )
-        return size
-    if not existing.active:
-        logger.warning(
-            "the global concurrency limit %r is inactive, so %s are not bounded; activate it "
-            "in the Prefect UI (Concurrency) or with `prefect gcl enable %s`",
-            name,
-            what,
-            name,
-        )
-    elif existing.limit != size:
-        logger.info(
-            "the global concurrency limit %r keeps its %d slots (%s asks for %d): a limit set "
-            "on the server wins; change it with `prefect gcl update %s --limit %d`",
-            name,
-            existing.limit,
-            setting,
-            size,
-            name,
-            size,
-        )
-    return int(existing.limit)
-
-
 @contextmanager
 def store_endpoint(config: AirCastConfig, store: Store) -> Iterator[Endpoint]:
-    """The endpoint of ``store`` only (a sandbox running while the block lasts, if needed).
-
-    Only this store's key is looked up: an ERA5 ingestion must not fail for want of an ADS key.
-    """
+    """The endpoint of ``store`` only, its key looked up as the flows do (Secret block first)."""
     with datastore_endpoints(config, key_resolver=secret_block_key, stores=(store,)) as found:
         yield found[store]
 
 
-@dataclass(frozen=True)
-class _FetchContext:
-    """What a fetch task needs besides its request; handed over in memory (``quote``), so
-    Prefect neither traverses nor records it."""
-
-    config: AirCastConfig
-    endpoint: Endpoint = field(repr=False)
-    cache: RawCache
-    limit: str
-
-
-@task(name="fetch-request", task_run_name="{label}", cache_policy=NO_CACHE)
-def fetch_request_task(label: str, req: SourceRequest, context: _FetchContext) -> FetchResult:
-    """Bring one request into the raw cache; never raises for a store's failure.
-
-    ``label`` only names the task run. A request already complete in the cache does not take
-    a slot of the store's concurrency limit: it does not talk to the store.
-    """
-    logger = get_run_logger()
-    if is_cached(context.cache, req):
-        result = fetch_one(context.config, req, context.endpoint, context.cache)
-    else:
-        # strict: a missing limit is an error, not a silently unbounded run
-        with concurrency(context.limit, occupy=1, strict=True):
-            result = fetch_one(context.config, req, context.endpoint, context.cache)
-    _log_result(logger, result)
-    return result
-
-
-def _log_result(logger: Any, result: FetchResult) -> None:
-    extra = []
-    if result.retries:
-        extra.append(f"{result.retries} retries")
-    if result.quarantined:
-        extra.append(f"{result.quarantined} damaged downloads quarantined")
-    note = f" ({', '.join(extra)})" if extra else ""
-    if result.outcome == "failed":
-        logger.warning("failed%s: %s", note, result.error)
-    else:
-        logger.info("%s%s", result.outcome, note)
-
-
-def _scrub(text: str, endpoints: Iterable[Endpoint]) -> str:
-    """Mask the keys in a text from outside AirCast's own messages (an unexpected error)."""
-    for endpoint in endpoints:
-        key = endpoint.key.reveal()
-        if key:
-            text = text.replace(key, "***")
-    return text
-
-
-def headline(report: FetchReport) -> str:
-    """One line for the log and the top of the artifact."""
-    total = len(report.results)
-    if total and report.count("reused") == total:
-        return f"nothing fetched: {total} requests already in the cache"
-    failed = len(report.failed)
-    if failed:
-        return (
-            f"{failed} of {total} requests failed; run the flow again to retry them (what "
-            "arrived is kept and not fetched again)"
-        )
-    return f"fetched {report.count('fetched')} of {total} requests"
-
-
-def _markdown(
-    report: FetchReport, title: str, config: AirCastConfig, config_path: str, span: str
-) -> str:
-    first, rest = report.markdown(title).split("\n", 1)
-    context = (
-        f"Recipe `{config.name}` (`{config_path}`), days {span}, raw cache "
-        f"`{config.paths.raw.resolve()}`."
-    )
-    return "\n".join([first, "", f"**{headline(report)}**", "", context, rest])
-
-
-def _ingest(
-    source: Source, start: str, end: str, config_path: str, *, title: str, key: str
-) -> dict[str, Any]:
-    """The body of every ingest flow; see the module docstring."""
-    logger = get_run_logger()
-    mask_secrets_in(*_LOGGERS)
+def ingest_with_prefect(
+    sources: Sequence[Source], start: str, end: str, config_path: str
+) -> dict[Source, dict[str, Any]]:
+    """The body of every ingest flow: :func:`aircast.jobs.ingest.run_ingest` with Prefect
+    tasks, the server's global limits and artifacts; the keys from Secret blocks first."""
     # everything a person can get wrong is checked before the first request is sent
     first, last = parse_range(start, end)
     config = load_config(config_path)
-    requests = plan(config, source, first, last)
-    span = f"{first}..{last}"
-    stores: list[Store] = sorted({_store(r) for r in requests})
-    limits = {s: ensure_store_limit(s, config.ingest.max_concurrent_requests) for s in stores}
-    cache = raw_cache(config)
-    removed = cache.clean_tmp()
-    if removed:
-        logger.info("removed %d partial downloads left by an interrupted run", removed)
-    logger.info(
-        "%s %s: %d requests into %s (at most %s in flight)",
-        source,
-        span,
-        len(requests),
-        cache.root,
-        ", ".join(f"{limits[s]} at the {s.upper()}" for s in stores),
-    )
-    total = len(requests)
-    report = FetchReport()
-    with ExitStack() as stack:
-        # keys first: a missing key fails the run before it shows any progress
-        endpoints = {s: stack.enter_context(store_endpoint(config, s)) for s in stores}
-        progress_id = cast(
-            UUID,
-            create_progress_artifact(
-                progress=0.0 if total else 100.0,
-                key=f"{key}-progress",
-                description=f"{title}: 0 of {total} requests done",
-            ),
+    try:
+        result = run_ingest(
+            config,
+            sources,
+            first,
+            last,
+            executor=PrefectExecutor(),
+            key_resolver=secret_block_key,
         )
-        contexts = {s: _FetchContext(config, endpoints[s], cache, limit_name(s)) for s in stores}
-
-        def submit(req: SourceRequest) -> PrefectFuture[FetchResult]:
-            # quote: handed over as is, Prefect neither traverses nor copies it
-            handed: Any = quote(contexts[_store(req)])
-            return fetch_request_task.submit(req.label, req, handed)
-
-        # no more tasks in flight than the stores' limits allow: a task waiting for a slot
-        # polls the server and sleeps for its growing Retry-After, which left slots idle and
-        # made the flow ~2x slower than `aircast ingest` (see flows/bounded.py)
-        width = min(MAX_THREADS, max(1, sum(limits.values())))
-        shown = 0
-        for req, future in run_bounded(requests, submit, width):
-            try:
-                result = future.result()
-            except Exception as exc:  # a bug or an orchestration failure, not a store's answer
-                error = _scrub(f"{type(exc).__name__}: {exc}", endpoints.values())
-                logger.error("%s: the task failed: %s", req.label, error)
-                result = FetchResult(req, "failed", error=error)
-            report.results.append(result)
-            done = len(report.results)
-            percent = 100.0 * done / total
-            # in steps of 5 %: every write to the Prefect server counts on its SQLite default,
-            # where concurrent writers wait for each other's locks
-            if int(percent // 5) > shown or done == total:
-                shown = int(percent // 5)
-                update_progress_artifact(
-                    progress_id,
-                    progress=percent,
-                    description=f"{title}: {done} of {total} requests done",
-                )
-            if done == total or done % max(1, total // 10) == 0:
-                logger.info("progress: %d of %d requests done (%.0f%%)", done, total, percent)
-    create_markdown_artifact(
-        markdown=_markdown(report, title, config, config_path, span),
-        key=key,
-        description=f"{title}: {report.summary()}",
-    )
-    logger.info("%s", headline(report))
-    logger.info("%s", report.summary())
-    if report.failed:
-        listed = "; ".join(f"{r.request.label}: {r.error}" for r in report.failed[:5])
-        more = f" (and {len(report.failed) - 5} more)" if len(report.failed) > 5 else ""
-        raise DataStoreError(
-            f"{len(report.failed)} of {total} {source} requests for {span} failed: "
-            f"{listed}{more}; the others are in the cache, so running the flow again fetches "
-            f"only these (see the artifact {key!r})"
-        )
-    return {
-        "source": source,
-        "start": first.isoformat(),
-        "end": last.isoformat(),
-        "requests": total,
-        "fetched": report.count("fetched"),
-        "reused": report.count("reused"),
-        "recovered": report.count("recovered"),
-        "failed": len(report.failed),
-        "retries": report.retries,
-        "quarantined": report.quarantined,
-        "raw_cache": str(cache.root.resolve()),
-    }
-
-
-def _store(req: SourceRequest) -> Store:
-    store = req.store
-    assert store in ("cds", "ads"), store
-    return store  # type: ignore[return-value]
+    except IngestFailed as exc:
+        raise DataStoreError(f"{exc} (see the artifacts of this run)") from None
+    return {source: result.summary(source) for source in result.reports}
 
 
 @flow(
@@ -411,7 +151,7 @@ def ingest_era5(start: str, end: str, config: str = DEFAULT_CONFIG) -> dict[str,
     dict
         Counts per outcome and the raw cache's path.
     """
-    return _ingest("era5", start, end, config, title=f"ERA5 {start}..{end}", key="ingest-era5")
+    return ingest_with_prefect(("era5",), start, end, config)["era5"]
 
 
 @flow(
@@ -445,41 +185,24 @@ def ingest_cams(
     """
     if product not in _CAMS_SOURCES:  # Prefect validates; a direct .fn call does not
         raise ValueError(f"product = {product!r}; choose 'reanalysis' or 'forecast'")
-    return _ingest(
-        _CAMS_SOURCES[product],
-        start,
-        end,
-        config,
-        title=f"CAMS {product} {start}..{end}",
-        key=f"ingest-cams-{product}",
-    )
-
-
-@task(name="ingest-child", task_run_name="{name}", cache_policy=NO_CACHE)
-def _ingest_child(
-    name: str, start: str, end: str, config: str, product: CamsProduct | None
-) -> dict[str, Any]:
-    """Run one child flow of ``ingest_all``; a task only so that the children run at once
-    (Prefect runs a flow called from a flow in the caller's thread). Fails as the child does."""
-    if product is None:
-        return ingest_era5(start, end, config)
-    return ingest_cams(start, end, config, product)
+    source = _CAMS_SOURCES[product]
+    return ingest_with_prefect((source,), start, end, config)[source]
 
 
 @flow(
     persist_result=True,
     name="ingest-all",
     flow_run_name="all {start}..{end}",
-    task_runner=ThreadPoolTaskRunner(max_workers=3),
+    task_runner=ThreadPoolTaskRunner(max_workers=MAX_THREADS),
 )
 def ingest_all(
     start: str, end: str, config: str = DEFAULT_CONFIG, cams_forecast: bool = False
 ) -> dict[str, dict[str, Any]]:
     """Fetch ERA5 and the CAMS reanalysis (and the CAMS forecasts) for ``start``..``end``.
 
-    Each runs as its own child flow with its own artifact, all at the same time (ERA5 and CAMS
-    come from different stores, each with its own limit); all of them run to their end even
-    when one fails, and this flow fails after them, naming the ones that failed.
+    One batch, as ``aircast ingest`` runs it: ERA5 and CAMS come from different stores, each
+    with its own limit, so they are fetched at the same time; each source gets its own
+    artifact, and the flow fails after all of them, naming the requests that failed.
 
     Parameters
     ----------
@@ -493,31 +216,12 @@ def ingest_all(
     Returns
     -------
     dict
-        The summary of each child flow, by name (``era5``, ``cams-reanalysis``,
+        The summary of each source, by name (``era5``, ``cams-reanalysis``,
         ``cams-forecast``).
     """
-    parse_range(start, end)  # fail before any child flow starts
-    load_config(config)
-    children: dict[str, CamsProduct | None] = {"era5": None, "cams-reanalysis": "reanalysis"}
-    if cams_forecast:
-        children["cams-forecast"] = "forecast"
-    futures = {
-        name: _ingest_child.submit(name, start, end, config, product)
-        for name, product in children.items()
-    }
-    summaries: dict[str, dict[str, Any]] = {}
-    failures: list[str] = []
-    for name, future in futures.items():
-        outcome = future.result(raise_on_failure=False)
-        if isinstance(outcome, BaseException):
-            failures.append(f"{name}: {type(outcome).__name__}: {outcome}")
-        else:
-            summaries[name] = outcome
-    if failures:
-        raise DataStoreError(
-            f"{len(failures)} of {len(futures)} ingestions failed: " + " | ".join(failures)
-        )
-    return summaries
+    sources: list[Source] = ["era5", "eac4"] + (["forecast"] if cams_forecast else [])
+    summaries = ingest_with_prefect(sources, start, end, config)
+    return {_SUMMARY_NAMES[source]: summary for source, summary in summaries.items()}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

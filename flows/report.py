@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import sys
 from typing import Any
 
@@ -18,12 +17,3 @@ def exit_code(state: Any) -> int:
         return 1
     print(json.dumps(state.result(), indent=2))
     return 0
-
-
-def artifact_key(kind: str, recipe_name: str) -> str:
-    """``<kind>-<recipe>`` in the characters Prefect allows in a key (lowercase, digits, dashes).
-
-    One key per kind of report and recipe, so that the UI shows each artifact's history.
-    """
-    slug = re.sub(r"[^a-z0-9-]+", "-", recipe_name.lower()).strip("-") or "recipe"
-    return f"{kind}-{slug}"

@@ -566,14 +566,16 @@ def fetch_cams_forecast(
     Never raises for the data store's sake: a baseline that cannot be fetched is reported in
     :attr:`CamsForecast.note` and left out, so a scorecard is still written.
     """
-    from aircast.sources.ingest import ingest
+    from aircast.jobs.ingest import run_ingest  # TODO(renovation): the evaluate job fetches
 
     provided = cams_channels(channels)
     leads = tuple(range(0, config.ingest.forecast_lead_hours + 1, STEP_HOURS))
     if not provided:
         return CamsForecast(provided, grid, leads, note="no channel that CAMS forecasts")
     try:
-        reports = ingest(config, ("forecast",), first, last, endpoints=endpoints)
+        reports = run_ingest(
+            config, ("forecast",), first, last, endpoints=endpoints, raise_on_failure=False
+        ).reports
     except AirCastError as exc:
         LOG.warning("CAMS forecast unavailable: %s", exc)
         return CamsForecast(provided, grid, leads, note=f"unavailable: {exc}")

@@ -1,7 +1,6 @@
 """One day's forecast: initial conditions → checked model → rollout → a publishable run.
 
-The steps of the ``daily_forecast`` flow as plain functions, so that the command line, the flow
-and the tests run the same code:
+The pieces of one day's forecast, as plain functions:
 
 1. :func:`resolve_checkpoint`: the recipe's checkpoint (``forecast.checkpoint``, else the
    training's ``best.ckpt``), checked against the training store it will run on;
@@ -11,14 +10,16 @@ and the tests run the same code:
    being the initial state itself, as a :class:`~aircast.forecast.publish.ForecastRun` whose
    provenance names the checkpoint, the inputs and the code.
 
-Publishing (:func:`aircast.forecast.publish.publish_forecast`) is left to the caller, which
-knows how writers of the store are serialised (a Prefect concurrency slot in the flow).
+Their order, the fetching of the inputs, publishing (:func:`aircast.forecast.publish.
+publish_forecast`) under the writers' concurrency slot and the verification are the daily
+forecast job's (:mod:`aircast.jobs.forecast`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,8 @@ from aircast.sources.ingest import DateError
 from aircast.store.reader import TrainingStore
 from aircast.training.checkpoint import Checkpoint, CheckpointError, load_checkpoint
 from aircast.training.loop import checkpoint_dir
+
+LOG = logging.getLogger(__name__)
 
 
 def check_forecast_date(day: dt.date, store: TrainingStore) -> None:
@@ -186,7 +189,6 @@ def prepare_forecast(
     day: dt.date,
     *,
     on_health: Callable[[HealthReport], None] | None = None,
-    log: Callable[[str], None] | None = None,
 ) -> PreparedForecast:
     """The forecast of ``day`` 00 UTC from the raw cache's CAMS runs, not yet published.
 
@@ -216,8 +218,7 @@ def prepare_forecast(
                 "was published (set forecast.fallback_to_previous_cycle: true to start from "
                 "the previous day's run instead)"
             )
-        if log is not None:
-            log(f"falling back to the previous cycle: {failure}")
+        LOG.warning("falling back to the previous cycle: %s", failure)
         fallback = True
         ic = load_initial_conditions(config, store, day, previous_cycle=True)
         health = check_health(ic, store, settings.health)

@@ -1,10 +1,9 @@
 """Fetching requests into the raw cache: skip what is cached, resume what was submitted,
 retry only what is transient, quarantine what is damaged.
 
-This is the part of the ingestion that runs with or without Prefect: the flows in
-``flows/ingest.py`` call :func:`fetch_request` once per request (as tasks with a
-per-store concurrency limit), and ``aircast ingest`` calls :func:`fetch_all` (threads, the same
-limit).
+One request at a time: the ingest job (:func:`aircast.jobs.ingest.run_ingest`) decides which
+requests run, how many at once and when a store is given up on, and calls :func:`fetch_request`
+(through :func:`aircast.sources.ingest.fetch_one`) for each.
 """
 
 from __future__ import annotations
@@ -12,8 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -302,82 +300,3 @@ def _suffix_of(path: Path, req: SourceRequest) -> str:
     with open(path, "rb") as f:
         magic = f.read(4)
     return ".zip" if magic == b"PK\x03\x04" else req.suffix
-
-
-def fetch_all(
-    requests: Sequence[SourceRequest],
-    cache: RawCache,
-    clients: Mapping[str, DataStoreClient],
-    *,
-    verify: Verifier,
-    max_concurrent: int = 4,
-    download_tries: int = 4,
-    sleep_max: float = 30.0,
-    progress: Callable[[FetchResult, int, int], None] | None = None,
-) -> FetchReport:
-    """Fetch many requests, at most ``max_concurrent`` in flight per store.
-
-    The stores are fetched from side by side. A store found unusable by one request (it
-    cannot be reached after all retries, or it refuses the key) is not sent the requests that
-    had not started yet: they come back ``failed`` with a short "not sent" error and leave no
-    manifest row, so the next run sends them as if for the first time.
-
-    Parameters
-    ----------
-    progress
-        Called after each request with (result, done, total).
-    """
-    removed = cache.clean_tmp()
-    if removed:
-        LOG.info("removed %d partial downloads left by an interrupted run", removed)
-    report = FetchReport()
-    by_store: dict[str, list[SourceRequest]] = {}
-    for req in requests:
-        by_store.setdefault(req.store, []).append(req)
-    total = len(requests)
-    # a store found unusable (down, or refusing the key) by one request is not asked again in
-    # this run: with the default patience each further request would spend many minutes
-    # failing the same way, and print the same error
-    unusable: dict[str, FetchResult] = {}
-    guard = threading.Lock()
-
-    def one(store: str, req: SourceRequest) -> FetchResult:
-        with guard:
-            first = unusable.get(store)
-        if first is not None:
-            return FetchResult(
-                req,
-                "failed",
-                error=f"not sent: {store.upper()} could not be used for "
-                f"{first.request.label} (see its error); nothing was recorded for this request",
-            )
-        result = fetch_request(
-            req,
-            cache,
-            clients[store],
-            verify=verify,
-            download_tries=download_tries,
-            sleep_max=sleep_max,
-        )
-        if result.store_unusable:
-            with guard:
-                unusable.setdefault(store, result)
-        return result
-
-    pools = {
-        store: ThreadPoolExecutor(max_workers=max_concurrent, thread_name_prefix=f"fetch-{store}")
-        for store in by_store
-    }
-    try:
-        futures = [
-            pools[store].submit(one, store, req) for store, reqs in by_store.items() for req in reqs
-        ]
-        for future in as_completed(futures):
-            result = future.result()
-            report.results.append(result)
-            if progress is not None:
-                progress(result, len(report.results), total)
-    finally:
-        for pool in pools.values():
-            pool.shutdown(wait=True, cancel_futures=True)
-    return report

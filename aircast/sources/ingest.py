@@ -1,16 +1,16 @@
 """Ingestion: which requests a source needs for a date range, and running them.
 
-The CLI (``aircast ingest``) calls :func:`ingest`; the Prefect flows (``flows/ingest.py``) call
-:func:`plan` and map :func:`aircast.sources.fetch.fetch_request` over the result as tasks. Both
-share the same cache, clients and verification, so a run started one way is finished the other
-way without fetching anything twice.
+The ingest job (:mod:`aircast.jobs.ingest`, behind ``aircast ingest`` and the ingest flows)
+plans with :func:`plan` and fetches each request with :func:`fetch_one`, so every face shares
+the same cache, clients and verification: a run started one way is finished the other way
+without fetching anything twice.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -21,7 +21,7 @@ from aircast.sources.cams import eac4_requests, forecast_requests
 from aircast.sources.datastore import DataStoreClient, Endpoint, RetryPolicy
 from aircast.sources.decode import verify_product
 from aircast.sources.era5 import era5_requests
-from aircast.sources.fetch import FetchReport, FetchResult, fetch_all, fetch_request
+from aircast.sources.fetch import FetchResult, fetch_request
 from aircast.sources.requests import SourceRequest
 
 Source = Literal["era5", "eac4", "forecast"]
@@ -118,51 +118,3 @@ def fetch_one(
         download_tries=config.ingest.download_tries,
         sleep_max=config.ingest.sleep_max,
     )
-
-
-def ingest(
-    config: AirCastConfig,
-    sources: tuple[Source, ...],
-    start: dt.date,
-    end: dt.date,
-    *,
-    endpoints: Mapping[str, Endpoint],
-    progress: Callable[[FetchResult, int, int], None] | None = None,
-) -> dict[Source, FetchReport]:
-    """Fetch what ``sources`` need for ``start``..``end`` into the recipe's raw cache.
-
-    Idempotent: what is in the cache is not fetched again; what an interrupted run submitted
-    is resumed by its request id.
-
-    Raises
-    ------
-    RequestError
-        Before anything is sent or written, when a store's form would reject a request of any
-        of the sources (e.g. dates that one of the datasets lacks).
-    """
-    # plan every source first: a range that one dataset lacks must fail the run before another
-    # source's requests are sent and cached (and before the clients contact the stores)
-    plans = {source: plan(config, source, start, end) for source in dict.fromkeys(sources)}
-    cache = raw_cache(config)
-    clients = make_clients(config, endpoints)
-    source_of: dict[str, Source] = {}
-    for source, requests in plans.items():
-        LOG.info("%s: %d requests for %s..%s", source, len(requests), start, end)
-        source_of.update((r.key, source) for r in requests)
-    # one batch for all sources: ERA5 (CDS) and CAMS (ADS) are different stores, each with its
-    # own concurrency limit, so they are fetched at the same time rather than one after another
-    everything = [r for requests in plans.values() for r in requests]
-    report = fetch_all(
-        everything,
-        cache,
-        clients,
-        verify=verifier,
-        max_concurrent=config.ingest.max_concurrent_requests,
-        download_tries=config.ingest.download_tries,
-        sleep_max=config.ingest.sleep_max,
-        progress=progress,
-    )
-    reports: dict[Source, FetchReport] = {source: FetchReport() for source in plans}
-    for result in report.results:
-        reports[source_of[result.request.key]].results.append(result)
-    return reports

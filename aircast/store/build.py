@@ -40,10 +40,9 @@ import datetime as dt
 import hashlib
 import logging
 import time
-import uuid
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -108,8 +107,6 @@ STEPS_PER_DAY = 24 // STEP_HOURS
 #: shuffled); deterministic, so equal values give equal bytes.
 _FIELDS_CODEC = BloscCodec(cname="zstd", clevel=5, shuffle=BloscShuffle.shuffle, typesize=4)
 _SMALL_CODEC = ZstdCodec(level=3)
-
-Progress = Callable[[str], None]
 
 
 class NotIngestedError(StoreError):
@@ -1224,20 +1221,7 @@ def extend_store(config: AirCastConfig, start: dt.date, end: dt.date) -> ExtendR
 
 
 # ---------------------------------------------------------------------------------------------
-# the whole build, serial or on Dask
-
-
-@dataclass
-class BuildResult:
-    """Timings and counts of :func:`build_store` (seconds; for people, not for the store)."""
-
-    url: str
-    n_parts: int
-    loaded: list[int] = field(default_factory=list)
-    skipped: list[int] = field(default_factory=list)
-    n_missing: int = 0
-    seconds: dict[str, float] = field(default_factory=dict)
-    workers: int = 0
+# which parts are current (the build job, aircast.jobs.build, sequences the stages)
 
 
 def _stale_parts(layout: Layout, group: zarr.Group, resume: bool) -> list[int]:
@@ -1314,109 +1298,3 @@ def part_statuses(config: AirCastConfig) -> list[PartStatus]:
         n_missing = None if state is None else int(state["n_missing"])
         out.append(PartStatus(index, first, last, state is not None, n_missing))
     return out
-
-
-def build_store(
-    config: AirCastConfig,
-    *,
-    parallel: bool = True,
-    resume: bool = True,
-    client: Any = None,
-    progress: Progress | None = None,
-) -> BuildResult:
-    """Run every stage: init → parts (on Dask when ``parallel``) → finalise → verify.
-
-    Parameters
-    ----------
-    config
-        The recipe.
-    parallel
-        Load the parts as Dask tasks: on ``client`` if given, else on the scheduler at
-        ``store.dask_scheduler``, else on a local cluster of ``store.dask_workers``
-        processes. Tasks get the config and a part index, never arrays.
-    resume
-        Skip parts that are complete and whose raw inputs are unchanged.
-    progress
-        Called with one line per event.
-    """
-    say = progress or (lambda message: LOG.info("%s", message))
-    layout = Layout.from_config(config)
-    result = BuildResult(layout.url, layout.n_parts)
-    clock = time.perf_counter()
-    check_inputs(config)
-    init_store(config)
-    group = _open(layout)
-    todo = _stale_parts(layout, group, resume)
-    result.skipped = [i for i in range(layout.n_parts) if i not in todo]
-    result.seconds["init"] = time.perf_counter() - clock
-    say(
-        f"store {layout.url}: {layout.n_parts} parts of {layout.part_days} days; "
-        f"{len(todo)} to load, {len(result.skipped)} already current"
-    )
-    clock = time.perf_counter()
-    if todo and parallel:
-        result.workers = _load_on_dask(config, todo, client, say)
-    else:
-        for done, index in enumerate(todo, 1):
-            part = load_part(config, index)
-            say(_part_line(part, done, len(todo)))
-    result.loaded = list(todo)
-    result.seconds["parts"] = time.perf_counter() - clock
-    clock = time.perf_counter()
-    final = finalise_store(config)
-    result.n_missing = final.n_missing
-    result.seconds["finalise"] = time.perf_counter() - clock
-    clock = time.perf_counter()
-    verify_store(config)
-    result.seconds["verify"] = time.perf_counter() - clock
-    say(f"store complete: {final.n_missing} missing times; verified")
-    return result
-
-
-def _part_line(part: PartResult, done: int, total: int) -> str:
-    missing = f", {part.n_missing} missing times" if part.n_missing else ""
-    return (
-        f"  [{done}/{total}] part {part.index} ({part.first_day}..{part.last_day}) "
-        f"in {part.seconds:.1f} s{missing}"
-    )
-
-
-def _load_on_dask(config: AirCastConfig, todo: list[int], client: Any, say: Progress) -> int:
-    from dask.distributed import Client, LocalCluster, as_completed
-
-    owned: list[Any] = []
-    if client is None:
-        if config.store.dask_scheduler:
-            client = Client(config.store.dask_scheduler)  # type: ignore[no-untyped-call]
-        else:
-            cluster = LocalCluster(  # type: ignore[no-untyped-call]
-                n_workers=config.store.dask_workers,
-                threads_per_worker=1,  # decoding and regridding hold the GIL part of the time
-                processes=True,
-                dashboard_address=":0",  # any free port: 8787 may be taken
-            )
-            owned.append(cluster)
-            client = Client(cluster)  # type: ignore[no-untyped-call]
-        owned.insert(0, client)
-    try:
-        workers = len(client.nthreads())
-        say(f"dask: {workers} workers at {client.scheduler.address}")
-        tag = uuid.uuid4().hex[:8]
-        futures = [
-            client.submit(load_part, config, index, key=f"aircast-load-part-{index:04d}-{tag}")
-            for index in todo
-        ]
-        errors: list[BaseException] = []
-        finished = as_completed(futures)  # type: ignore[no-untyped-call]
-        for done, future in enumerate(finished, 1):
-            try:
-                say(_part_line(future.result(), done, len(todo)))
-            except Exception as exc:  # collect, so one bad part does not hide the others
-                errors.append(exc)
-                say(f"  [{done}/{len(todo)}] failed: {exc}")
-        if errors:
-            raise errors[0]
-        return workers
-    finally:
-        for item in owned:
-            item.close()

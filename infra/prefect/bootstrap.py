@@ -90,7 +90,7 @@ def ensure_pool(client: Any, name: str, pool: dict[str, Any]) -> str:
 
 def ensure_limit(client: Any, name: str, slots: int) -> str:
     """Create the global concurrency limit ``name`` if it is missing, the flows' way."""
-    from flows.ingest import create_limit_if_missing
+    from flows.executor import create_limit_if_missing
 
     existing = create_limit_if_missing(client, name, slots)
     if existing is None:

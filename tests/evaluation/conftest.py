@@ -12,9 +12,9 @@ from aircast.config import parse_config
 
 @pytest.fixture(scope="session")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> Tiny:
+    from aircast.jobs.build import run_build
+    from aircast.jobs.ingest import run_ingest
     from aircast.sandbox.runtime import datastore_endpoints
-    from aircast.sources.ingest import ingest
-    from aircast.store.build import build_store
     from aircast.training.loop import train
 
     root = tmp_path_factory.mktemp("tiny-eval")
@@ -23,9 +23,11 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Tiny:
     config_path.write_text(yaml.safe_dump(data, sort_keys=False))
     config = parse_config(data, str(config_path))
     with datastore_endpoints(config) as endpoints:
-        reports = ingest(config, ("era5", "eac4"), FIRST, LAST, endpoints=endpoints)
+        reports = run_ingest(
+            config, ("era5", "eac4"), FIRST, LAST, endpoints=endpoints, raise_on_failure=False
+        ).reports
     failed = [r for report in reports.values() for r in report.failed]
     assert not failed, failed
-    build_store(config, parallel=False)
+    run_build(config)
     result = train(config, max_steps=4, log=lambda _: None)
     return Tiny(config, config_path, result.last, root)

@@ -25,13 +25,13 @@ from prefect.client.schemas.objects import TaskRun
 from prefect.states import State
 
 from aircast.config import DEMO_CONFIG, parse_config
+from aircast.jobs.build import run_build
+from aircast.jobs.executor import report_key
+from aircast.jobs.ingest import run_ingest
 from aircast.sandbox.runtime import datastore_endpoints
 from aircast.sources.cache import RawCache
-from aircast.sources.ingest import ingest
-from aircast.store.build import build_store
 from aircast.store.reader import open_store
 from flows.build import build_training_store, extend_training_store
-from flows.report import artifact_key
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
@@ -81,7 +81,9 @@ def raw_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("build-raw")
     config = parse_config(recipe_data(root, root / "unused.zarr"), "tiny build recipe")
     with datastore_endpoints(config) as endpoints:
-        reports = ingest(config, ("era5", "eac4"), FIRST, EXTRA_LAST, endpoints=endpoints)
+        reports = run_ingest(
+            config, ("era5", "eac4"), FIRST, EXTRA_LAST, endpoints=endpoints, raise_on_failure=False
+        ).reports
     failed = [r for report in reports.values() for r in report.failed]
     assert not failed, failed
     return root
@@ -128,14 +130,20 @@ def test_build_loads_each_part_as_a_task_and_a_rerun_loads_nothing(
         assert bool(ds["fields"].notnull().all())
     # every stage is a task; each part its own task run, named after its days
     runs = task_runs(client, state)
-    parts = sorted(r.name for r in runs if r.task_key.startswith("load_part_task"))
+    parts = sorted(r.name for r in runs if r.task_key.startswith("load_part"))
     assert parts == [f"part {i} 2019-06-0{i + 1}..2019-06-0{i + 1}" for i in range(N_PARTS)]
     assert len({r.id for r in runs if r.name in parts}) == N_PARTS
     assert all(r.state is not None and r.state.is_completed() for r in runs)
     stages = {r.name.rsplit("-", 1)[0] for r in runs if r.name not in parts}
-    assert stages == {"check-inputs", "init-store", "finalise-store", "verify-store"}
+    assert stages == {
+        "check-inputs",
+        "init-store",
+        "part-statuses",
+        "finalise-store",
+        "verify-store",
+    }
     # the artifact: the inspect summary and a row per part
-    key = artifact_key("training-store", "tiny_Build")
+    key = report_key("training-store", "tiny_Build")
     assert key == "training-store-tiny-build"
     text = artifact(client, state, key)
     assert "4 parts: 4 loaded, 0 already current" in text
@@ -149,7 +157,7 @@ def test_build_loads_each_part_as_a_task_and_a_rerun_loads_nothing(
     assert again.is_completed(), again.message
     assert again.result()["loaded"] == []
     assert again.result()["current"] == list(range(N_PARTS))
-    assert not [r for r in task_runs(client, again) if r.task_key.startswith("load_part_task")]
+    assert not [r for r in task_runs(client, again) if r.task_key.startswith("load_part")]
     text = artifact(client, again, key)
     assert f"nothing loaded: {N_PARTS} parts already current" in text
     assert text.count("| already current |") == N_PARTS
@@ -177,7 +185,7 @@ def test_a_part_that_fails_fails_the_run_and_the_next_run_loads_only_it(
     assert state.is_failed()
     message = state.message or ""
     assert "1 of 4 parts failed: part 2 (2019-06-03..2019-06-03)" in message
-    assert "running the flow again loads only these" in message
+    assert "running the build again loads only these" in message
     text = artifact(client, state, "training-store-tiny-build")
     assert "| 2 | 2019-06-03..2019-06-03 | failed |" in text
     assert text.count("| loaded |") == 3
@@ -215,7 +223,7 @@ def test_extend_appends_days_and_a_bad_date_changes_nothing(
     recipe = write_recipe(tmp_path, raw_root)
     store = tmp_path / "store.zarr"
     # the store to extend, built without Prefect (the build flow has its own tests)
-    build_store(parse_config(yaml.safe_load(recipe.read_text())), parallel=False)
+    run_build(parse_config(yaml.safe_load(recipe.read_text())))
     before = snapshot(store)
 
     for start, end, said in (
@@ -273,9 +281,9 @@ def test_parts_run_on_the_dask_cluster_the_recipe_names(
     ran = sorted(str(t["key"]) for t in stream.data)
     assert len(ran) == N_PARTS and all(k.startswith("aircast-load-part-") for k in ran)
     # still one Prefect task run per part, each waiting for its part on the cluster
-    runs = [r for r in task_runs(client, state) if r.task_key.startswith("load_part_task")]
+    runs = [r for r in task_runs(client, state) if r.task_key.startswith("load_part")]
     assert len(runs) == N_PARTS
     # the same bytes as a serial build of the same recipe
     serial = tmp_path / "serial.zarr"
-    build_store(parse_config(recipe_data(raw_root, serial), "tiny build recipe"), parallel=False)
+    run_build(parse_config(recipe_data(raw_root, serial), "tiny build recipe"))
     assert snapshot(serial) == snapshot(tmp_path / "store.zarr")

@@ -25,7 +25,6 @@ from prefect.client.schemas.filters import (
     ArtifactFilterFlowRunId,
     FlowRunFilter,
     FlowRunFilterId,
-    FlowRunFilterParentFlowRunId,
     LogFilter,
     LogFilterFlowRunId,
 )
@@ -186,16 +185,8 @@ def test_ingest_all_fetches_era5_and_both_cams_products(
         expected |= keys
     assert complete_keys(tmp_path) == expected
     assert client.read_global_concurrency_limit_by_name("aircast-ads").limit == 2
-    # each child flow wrote its own artifact
-    children = client.read_flow_runs(
-        flow_run_filter=FlowRunFilter(
-            parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[run_id(state)])
-        )
-    )
-    assert len(children) == 3
-    keys: set[str] = set()
-    for child in children:
-        keys |= set(artifacts(client, child.id))
+    # one batch, as `aircast ingest` runs it: one artifact per source in this run
+    keys = set(artifacts(client, run_id(state)))
     assert {"ingest-era5", "ingest-cams-reanalysis", "ingest-cams-forecast"} <= keys
 
 
@@ -246,9 +237,9 @@ def test_failed_requests_fail_the_flow_after_reporting_them(
     assert state.is_failed()
     message = state.message or ""
     assert "requests for 2019-06-01..2019-06-02 failed" in message
-    assert "2019-06-02" in message and "running the flow again fetches only these" in message
+    assert "2019-06-02" in message and "running the ingestion again fetches only these" in message
     table = artifacts(client, run_id(state))["ingest-era5"].data
-    assert "requests failed; run the flow again to retry them" in table
+    assert "requests failed; run the ingestion again to retry them" in table
     assert "| 2019-06-02 | failed |" in table and "MARS returned no data" in table
     assert good <= complete_keys(tmp_path)  # what arrived is kept
     rows = [line for line in table.splitlines() if "| 2019-06-01 | fetched |" in line]
@@ -260,6 +251,36 @@ def test_failed_requests_fail_the_flow_after_reporting_them(
     assert again.is_completed(), again.message
     summary = again.result()
     assert summary["reused"] >= len(good) and summary["fetched"] > 0
+
+
+@pytest.mark.parametrize("problem", ["store down", "wrong key"])
+def test_an_unusable_store_is_not_sent_the_other_requests(
+    tmp_path: Path, client: SyncPrefectClient, problem: str
+) -> None:
+    """The ingest job's rule, through the flow: the first request that finds the store down or
+    refusing the key fails; the others are not sent (nor recorded), instead of each waiting out
+    its retries (tests/sources/test_ingest_reliability.py holds the same through the CLI)."""
+    delete_limit(client, "cds")
+    with SandboxServer(key="the-right-key") as server:
+        url = "http://127.0.0.1:9/api" if problem == "store down" else server.url
+        store = {"url": url, "key_env": "AIRCAST_TEST_FLOW_KEY"}
+        recipe = write_recipe(
+            tmp_path,
+            datastores={"cds": store},
+            ingest={"max_concurrent_requests": 1, "http_tries": 2, "download_tries": 2},
+        )
+        with pytest.MonkeyPatch.context() as env:
+            env.setenv("AIRCAST_TEST_FLOW_KEY", "a-wrong-key")
+            state = ingest_era5("2019-06-01", "2019-06-04", str(recipe), return_state=True)
+        assert state.is_failed()
+        if problem == "wrong key":
+            assert sum(s.submissions for s in server.stats.values()) == 0
+    planned = planned_keys(recipe, "era5", "2019-06-01", "2019-06-04")
+    table = artifacts(client, run_id(state))["ingest-era5"].data
+    assert table.count("not sent:") == len(planned) - 1, table
+    with sqlite3.connect(tmp_path / "data" / "raw" / "manifest.sqlite") as db:
+        rows = db.execute("SELECT status FROM requests").fetchall()
+    assert rows == [("failed",)]
 
 
 @pytest.fixture

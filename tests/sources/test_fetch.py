@@ -28,11 +28,12 @@ import requests
 from aircast.catalogue import ParsedRequest
 from aircast.config import AirCastConfig, parse_config
 from aircast.errors import DataStoreError
+from aircast.jobs.ingest import run_ingest
 from aircast.sandbox.faults import request_hash
 from aircast.sandbox.server import RequestStats, SandboxServer
 from aircast.sources.cache import RawCache, sha256_of
 from aircast.sources.datastore import DataStoreClient, Endpoint, RetryPolicy, Secret
-from aircast.sources.fetch import FetchResult, fetch_all, fetch_request
+from aircast.sources.fetch import FetchResult, fetch_request
 from aircast.sources.ingest import plan, verifier
 from aircast.sources.requests import SourceRequest
 
@@ -181,10 +182,11 @@ def test_a_complete_entry_is_reused_without_sending_anything(
     assert again.outcome == "reused" and again.path == first.path
     assert sent(server) == before  # not a submission, a poll or a download
     assert cache.lookup(req.key) == row  # not even the manifest row was touched
-    # the same through fetch_all, and with a server that would fail everything
+    # the same through the ingest job, and with a server that would fail everything
     down = sandbox("fail=1,transient_attempts=99")
-    report = fetch_all([req], cache, {"cds": client_for(down)}, verify=verifier)
-    assert report.count("reused") == 1 and sent(down) == (0, 0, 0, 0)
+    endpoints = {"cds": Endpoint("cds", down.url, Secret(KEY))}
+    result = run_ingest(small_config(tmp_path), ["era5"], DAY, DAY, endpoints=endpoints)
+    assert result.reports["era5"].count("reused") == 1 and sent(down) == (0, 0, 0, 0)
 
 
 def test_a_complete_row_whose_file_is_gone_is_fetched_again(

@@ -15,8 +15,8 @@ import pytest
 from storetools import FIRST, LAST, ConfigFactory, tiny_config
 
 from aircast.config import AirCastConfig
+from aircast.jobs.ingest import run_ingest
 from aircast.sandbox.runtime import datastore_endpoints
-from aircast.sources.ingest import ingest
 
 
 @pytest.fixture(scope="session")
@@ -25,7 +25,9 @@ def raw_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("tiny-raw")
     config = tiny_config(root)
     with datastore_endpoints(config) as endpoints:
-        reports = ingest(config, ("era5", "eac4"), FIRST, LAST, endpoints=endpoints)
+        reports = run_ingest(
+            config, ("era5", "eac4"), FIRST, LAST, endpoints=endpoints, raise_on_failure=False
+        ).reports
     failed = [r for report in reports.values() for r in report.failed]
     assert not failed, failed
     return root
@@ -45,8 +47,8 @@ def make_config(raw_root: Path, tmp_path: Path) -> ConfigFactory:
 @pytest.fixture(scope="session")
 def reference_store(raw_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny recipe built serially, once per session. Read-only: copy it to change it."""
-    from aircast.store.build import build_store
+    from aircast.jobs.build import run_build
 
     url = tmp_path_factory.mktemp("reference") / "store.zarr"
-    build_store(tiny_config(raw_root, url), parallel=False)
+    run_build(tiny_config(raw_root, url))
     return url

@@ -17,10 +17,10 @@ from storetools import FIRST, ConfigFactory, assert_same_files, snapshot, tiny_c
 from aircast.align.grid import TargetGrid, regrid_conservative
 from aircast.align.time import align_time, axis_times
 from aircast.config import AirCastConfig
+from aircast.jobs.build import run_build
 from aircast.sources.decode import decode_product
 from aircast.sources.ingest import plan, raw_cache
 from aircast.store.build import (
-    build_store,
     extend_store,
     finalise_store,
     init_store,
@@ -208,7 +208,7 @@ def test_build_resumes_and_skips_current_parts(
 ) -> None:
     config = make_config()
     shutil.copytree(reference_store, config.store_url)
-    result = build_store(config, parallel=False)
+    result = run_build(config)
     assert result.loaded == [] and result.skipped == [0, 1, 2]
     assert_same_files(reference_store, Path(config.store_url))
 
@@ -243,7 +243,7 @@ def test_extend_appends_new_days_without_touching_existing_chunks(
         "test": {"start": "2019-06-04", "end": "2019-06-04"},
     }
     config = make_config(periods=periods)
-    build_store(config, parallel=False)
+    run_build(config)
     root = Path(config.store_url)
     chunks = sorted((root / "fields" / "c").rglob("*"))
     before = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in chunks if p.is_file()}
@@ -269,7 +269,7 @@ def test_extend_appends_new_days_without_touching_existing_chunks(
     with pytest.raises(StoreError, match="would leave a gap"):
         extend_store(config, dt.date(2019, 6, 7), dt.date(2019, 6, 8))
     # a rerun of the whole build after an extension keeps the extension
-    build_store(config, parallel=False)
+    run_build(config)
     assert xr.open_zarr(config.store_url).sizes["time"] == 40
 
 

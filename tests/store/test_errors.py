@@ -13,9 +13,9 @@ from storetools import ConfigFactory, snapshot
 
 from aircast.align.grid import GridError
 from aircast.errors import AirCastError, ConfigError
+from aircast.jobs.build import run_build
 from aircast.store.build import (
     NotIngestedError,
-    build_store,
     extend_store,
     finalise_store,
     init_store,
@@ -33,7 +33,7 @@ def _mtimes(root: Path) -> dict[Path, int]:
 def test_a_region_that_was_not_ingested_is_a_grid_error(make_config: ConfigFactory) -> None:
     config = make_config(region={"north": 40.5, "south": 16.5, "west": -6.0, "east": 48.0})
     with pytest.raises(GridError, match="ingested for another region or grid") as info:
-        build_store(config, parallel=False)
+        run_build(config)
     message = str(info.value)
     assert "needs area [41.5, -7.0, 15.5, 49.0]" in message
     assert "for area [40.0, -7.0, 14.0, 49.0]" in message
@@ -47,7 +47,7 @@ def test_a_grid_that_was_not_ingested_is_a_grid_error_and_keeps_an_existing_stor
     shutil.copytree(reference_store, config.store_url)
     before = snapshot(Path(config.store_url))
     with pytest.raises(GridError, match=r"at 3\.0° needs area"):
-        build_store(config, parallel=False)
+        run_build(config)
     with pytest.raises(RecipeMismatchError, match=r"grid\.resolution: the store has 1\.5"):
         load_part(config, 0)
     assert snapshot(Path(config.store_url)) == before
@@ -61,7 +61,7 @@ def test_days_never_ingested_are_named_with_the_command(make_config: ConfigFacto
     }
     config = make_config(periods=periods)
     with pytest.raises(NotIngestedError, match="were never ingested") as info:
-        build_store(config, parallel=False)
+        run_build(config)
     assert "aircast ingest CONFIG --start 2019-06-06 --end 2019-06-07" in str(info.value)
     assert not Path(config.store_url).exists()
 
@@ -85,7 +85,7 @@ def test_a_store_of_another_recipe_is_refused_and_left_alone(
     assert "periods.train.end: the store has 2019-06-03, the config has 2019-06-02" in message
     assert "set store.url to a new location" in message
     for stage in (
-        lambda: build_store(config, parallel=False),
+        lambda: run_build(config),
         lambda: load_part(config, 0),
         lambda: finalise_store(config),
         lambda: verify_store(config),
@@ -108,7 +108,7 @@ def test_another_schema_version_is_refused_and_left_alone(
     before, mtimes = snapshot(root), _mtimes(root)
     for stage in (
         lambda: init_store(config),
-        lambda: build_store(config, parallel=False),
+        lambda: run_build(config),
         lambda: load_part(config, 1),
         lambda: finalise_store(config),
         lambda: open_store(config.store_url),

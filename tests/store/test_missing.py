@@ -14,9 +14,10 @@ from storetools import ConfigFactory, copy_raw
 
 import aircast.store.build as build_module
 from aircast.align.time import axis_times
+from aircast.jobs.build import run_build
 from aircast.sources.cache import RawCache
 from aircast.sources.ingest import plan
-from aircast.store.build import build_store, verify_store
+from aircast.store.build import verify_store
 from aircast.store.reader import open_store
 from aircast.store.schema import MissingDataError
 
@@ -58,7 +59,7 @@ def test_a_day_the_stores_did_not_deliver_is_missing_and_left_out_of_the_statist
     (era5,) = _requests(config, "era5", DAY, "single")
     cache.existing_file(era5).unlink()  # type: ignore[union-attr]
 
-    result = build_store(config, parallel=False)
+    result = run_build(config)
     lost = axis_times(DAY, DAY)
     assert result.n_missing == 8
     store = open_store(config.store_url)
@@ -102,7 +103,7 @@ def test_failed_precipitation_also_takes_the_next_midnight(
     (hourly,) = _requests(config, "era5", DAY, "accumulated")
     cache.existing_file(hourly).unlink()  # type: ignore[union-attr]
     cache.record_failed(hourly, f"no data available for {DAY}")
-    build_store(config, parallel=False)
+    run_build(config)
     store = open_store(config.store_url)
     # 00 UTC of the next day needs the amounts of 22 and 23 UTC of DAY
     expected = np.append(axis_times(DAY, DAY), np.datetime64("2019-06-03T00:00", "ns"))
@@ -124,7 +125,7 @@ def test_statistics_come_from_the_training_period_only(
 
     monkeypatch.setattr(build_module, "decode_product", perturbed)
     config = make_config()
-    build_store(config, parallel=False)
+    run_build(config)
     store, reference = open_store(config.store_url), open_store(str(reference_store))
     fields, ref_fields = store.ds["fields"].values, reference.ds["fields"].values
     np.testing.assert_array_equal(fields[:24], ref_fields[:24])  # training days unchanged

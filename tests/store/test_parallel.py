@@ -4,6 +4,7 @@ serial build, and a part killed while writing is repaired by running it again.""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
 import signal
@@ -19,8 +20,8 @@ import zarr
 from distributed import Client, LocalCluster
 from storetools import ConfigFactory, assert_same_files
 
+from aircast.jobs.build import build_executor, run_build
 from aircast.store.build import (
-    build_store,
     finalise_store,
     init_store,
     load_part,
@@ -33,7 +34,7 @@ from aircast.store.schema import StoreIncompleteError
 
 @pytest.fixture(scope="module")
 def client() -> Iterator[Client]:
-    """A local cluster of two worker processes, as build_store starts by default."""
+    """A local cluster of two worker processes, as the build starts by default."""
     with (
         LocalCluster(
             n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
@@ -66,25 +67,30 @@ def test_shuffled_parts_on_dask_give_a_byte_identical_store(
     assert stats.log_std.tobytes() == ref.log_std.tobytes()
 
 
-def test_build_store_on_a_scheduler_address_gives_the_same_store(
-    reference_store: Path, make_config: ConfigFactory, client: Client
+def test_build_on_a_scheduler_address_gives_the_same_store(
+    reference_store: Path,
+    make_config: ConfigFactory,
+    client: Client,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     # store.dask_scheduler: the way a real cluster is named in a config
     config = make_config(store={"dask_scheduler": client.scheduler.address})
-    lines: list[str] = []
-    result = build_store(config, parallel=True, progress=lines.append)
+    with caplog.at_level(logging.INFO, logger="aircast"), build_executor(config) as executor:
+        result = run_build(config, executor=executor)
+    lines = caplog.messages
     assert result.loaded == [0, 1, 2] and result.workers == 2
     assert any(client.scheduler.address in line for line in lines)
     assert any("part 1 (2019-06-03..2019-06-04)" in line for line in lines)
     assert_same_files(reference_store, Path(config.store_url))
-    assert client.status == "running", "a cluster build_store did not start stays up"
+    assert client.status == "running", "a cluster the build did not start stays up"
 
 
-def test_build_store_starts_a_local_cluster_by_default(
+def test_the_build_starts_a_local_cluster_by_default(
     reference_store: Path, make_config: ConfigFactory
 ) -> None:
     config = make_config(store={"dask_workers": 2})
-    result = build_store(config, parallel=True)
+    with build_executor(config) as executor:
+        result = run_build(config, executor=executor)
     assert result.workers == 2
     assert_same_files(reference_store, Path(config.store_url))
 

@@ -13,7 +13,8 @@ from storetools import ConfigFactory, snapshot
 
 s3fs = pytest.importorskip("s3fs")
 
-from aircast.store.build import build_store, init_store  # noqa: E402
+from aircast.jobs.build import run_build  # noqa: E402
+from aircast.store.build import init_store  # noqa: E402
 from aircast.store.reader import open_store  # noqa: E402
 from aircast.store.schema import RecipeMismatchError  # noqa: E402
 
@@ -25,8 +26,8 @@ def test_build_to_s3_and_read_back_with_xarray(
     options = {"endpoint_url": s3_endpoint}
     config = make_config(store={"url": url, "storage_options": options})
     assert config.store_url == url
-    result = build_store(config, parallel=False)
-    assert result.loaded == [0, 1, 2]  # build_store verified it too
+    result = run_build(config)
+    assert result.loaded == [0, 1, 2]  # run_build verified it too
 
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)  # consolidated metadata is there
@@ -47,7 +48,7 @@ def test_build_to_s3_and_read_back_with_xarray(
     assert objects == snapshot(reference_store)
 
     # a rerun resumes; another recipe at the same URL is refused there too
-    assert build_store(config, parallel=False).skipped == [0, 1, 2]
+    assert run_build(config).skipped == [0, 1, 2]
     other = make_config(
         store={"url": url, "storage_options": options},
         grid={"resolution": 3.0},

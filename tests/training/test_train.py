@@ -34,8 +34,8 @@ from aircast.cli import app
 from aircast.config import AirCastConfig, load_config
 from aircast.data.dataset import StoreSamples
 from aircast.evaluation.scorecard import load_forecaster
+from aircast.jobs.build import run_build
 from aircast.model.forecaster import Forecaster
-from aircast.store.build import build_store
 from aircast.store.reader import open_store
 from aircast.training.checkpoint import CheckpointError, load_checkpoint
 from aircast.training.loop import (
@@ -335,7 +335,7 @@ def test_a_checkpoint_of_another_store_is_refused(
         "test": {"start": "2019-06-06", "end": "2019-06-06"},
     }
     config = config_of(data)
-    build_store(config, parallel=False)
+    run_build(config)
     out = tmp_path / "ckpt"
     out.mkdir()
     (out / "last.ckpt").write_bytes((trained / "last.ckpt").read_bytes())

@@ -99,17 +99,19 @@ def ensure_tiny_store(root: Path) -> Path:
     done = root / ".built"
     if done.is_file():
         return path
+    from aircast.jobs.build import run_build
+    from aircast.jobs.ingest import run_ingest
     from aircast.sandbox.runtime import datastore_endpoints
-    from aircast.sources.ingest import ingest
-    from aircast.store.build import build_store
 
     data = recipe(root)
     config = config_of(data)
     with datastore_endpoints(config) as endpoints:
-        reports = ingest(config, ("era5", "eac4"), FIRST, LAST, endpoints=endpoints)
+        reports = run_ingest(
+            config, ("era5", "eac4"), FIRST, LAST, endpoints=endpoints, raise_on_failure=False
+        ).reports
     failed = [r for report in reports.values() for r in report.failed]
     assert not failed, failed
-    build_store(config, parallel=False)
+    run_build(config)
     write_recipe(path, data)
     done.touch()
     return path
