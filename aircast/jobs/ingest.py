@@ -204,7 +204,8 @@ def run_ingest(
     source_of = {r.key: source for source, reqs in plans.items() for r in reqs}
     # CDS first: its key is looked up (and its problems reported) before the ADS's
     needed = {r.store for r in requests}
-    stores: list[Store] = [s for s in ("cds", "ads") if s in needed]
+    order: tuple[Store, ...] = ("cds", "ads")
+    stores: list[Store] = [s for s in order if s in needed]
     slots = {
         store: executor.ensure_limit(
             limit_name(store),
