@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import logging
 import os
 import time
 from pathlib import Path
@@ -141,6 +142,7 @@ def main() -> None:
         training = base.training.model_copy(update={"seed": args.seed})
         base = base.model_copy(update={"training": training})
     torch.set_num_threads(1)  # two cores shared with other jobs: one thread is steadier
+    logging.basicConfig(level=logging.INFO, format="%(message)s")  # the loop's progress
     rows: dict[str, Any] = {}
     for name in args.variants:
         config = variant(base, VARIANTS[name])
@@ -151,7 +153,6 @@ def main() -> None:
             out_dir=out / "checkpoints",
             resume=False,
             max_steps=args.max_steps,
-            log=lambda m, n=name: print(f"[{n}] {m}"),
         )
         trained = time.perf_counter() - started
         ckpt = result.best or result.last

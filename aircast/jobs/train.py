@@ -56,7 +56,7 @@ def run_train(
     out = Path(out_dir) if out_dir is not None else checkpoint_dir(config)
     resumed = not fresh and (out / "last.ckpt").is_file()
     result = executor.run(
-        "train", train, config, out_dir=out, resume=not fresh, max_steps=max_steps, log=LOG.info
+        "train", train, config, out_dir=out, resume=not fresh, max_steps=max_steps
     )
     records = read_metrics(result.metrics)
     validation = last_validation(result, records)

@@ -10,8 +10,9 @@ checkpoint carries the climatology it was trained with.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -22,6 +23,8 @@ from aircast.model.forecaster import DiurnalMean
 from aircast.model.normaliser import Normaliser
 from aircast.store.reader import TrainingStore
 
+LOG = logging.getLogger(__name__)
+
 
 def diurnal_mean(
     store: TrainingStore,
@@ -30,7 +33,6 @@ def diurnal_mean(
     normaliser: Normaliser,
     *,
     chunk: int = 64,
-    log: Callable[[str], None] | None = None,
 ) -> DiurnalMean:
     """Mean normalised state of ``channels`` by hour of day over ``period`` (inclusive).
 
@@ -39,9 +41,7 @@ def diurnal_mean(
     normaliser
         Statistics of at least ``channels`` (the model's).
     chunk
-        Times read at once.
-    log
-        Progress lines (about every 10 % of a long pass).
+        Times read at once (a long pass logs its progress about every 10 %).
 
     Raises
     ------
@@ -77,11 +77,13 @@ def diurnal_mean(
         sums.index_add_(0, slots, torch.where(finite, z, 0.0).double())
         counts.index_add_(0, slots, finite.double())
         done = min(i + chunk, times.size)
-        if log is not None and done * 10 // times.size > reported and times.size > 10 * chunk:
+        if done * 10 // times.size > reported and times.size > 10 * chunk:
             reported = done * 10 // times.size
-            log(
-                f"climatology: {done}/{times.size} training times "
-                f"({time.monotonic() - began:.0f} s)"
+            LOG.info(
+                "climatology: %d/%d training times (%.0f s)",
+                done,
+                times.size,
+                time.monotonic() - began,
             )
     # a cell never valid at an hour gets the channel's training mean (0 in normalised space)
     mean = torch.where(counts > 0, sums / counts.clamp(min=1), 0.0).float()

@@ -15,6 +15,7 @@ persistence.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import time
@@ -45,7 +46,7 @@ from aircast.training.checkpoint import (
 from aircast.training.climatology import diurnal_mean
 from aircast.training.losses import AirCastLoss, FrequencyWeights, latitude_weights
 
-Log = Callable[[str], None]
+LOG = logging.getLogger(__name__)
 
 
 def checkpoint_dir(config: AirCastConfig) -> Path:
@@ -80,9 +81,7 @@ def normaliser_of(store: TrainingStore, channels: tuple[str, ...]) -> Normaliser
     )
 
 
-def build_model(
-    config: AirCastConfig, store: TrainingStore, log: Log | None = None
-) -> tuple[Forecaster, Channels]:
+def build_model(config: AirCastConfig, store: TrainingStore) -> tuple[Forecaster, Channels]:
     """A fresh model for ``config`` on ``store``: its statistics and, for the
     ``climatology_anomaly`` residual, the training period's diurnal climatology."""
     channels = Channels.of_store(
@@ -96,9 +95,7 @@ def build_model(
     climatology: DiurnalMean | None = None
     if m.residual == "climatology_anomaly":
         train = config.periods.train
-        climatology = diurnal_mean(
-            store, channels.targets, (train.start, train.end), normaliser, log=log
-        )
+        climatology = diurnal_mean(store, channels.targets, (train.start, train.end), normaliser)
     return Forecaster(
         shape, channels.inputs, channels.targets, grid, normaliser, climatology
     ), channels
@@ -342,7 +339,6 @@ def train(
     out_dir: Path | None = None,
     resume: bool = True,
     max_steps: int | None = None,
-    log: Log = print,
     config_source: str = "<config>",
 ) -> TrainResult:
     """Train (or resume training) the recipe's forecaster on its training store.
@@ -374,7 +370,6 @@ def train(
             out_dir=out_dir,
             resume=resume,
             max_steps=max_steps,
-            log=log,
         )
     finally:
         if initialised:  # a group this call set up; a caller's own group is left alone
@@ -390,7 +385,6 @@ def _train(
     out_dir: Path | None,
     resume: bool,
     max_steps: int | None,
-    log: Log,
 ) -> TrainResult:
     s = config.training
     device = pick_device(s.device)
@@ -400,7 +394,7 @@ def _train(
     url = url or config.store_url
     out_dir = Path(out_dir or checkpoint_dir(config))
     store = open_store(url, config.store.storage_options or None)
-    model, channels = build_model(config, store, log)
+    model, channels = build_model(config, store)
     model.to(device)
     loss_fn = build_loss(config, store, model).to(device)
     period = config.periods
@@ -464,7 +458,9 @@ def _train(
         best_score = ckpt.meta.best_score
         if rank == 0:
             _keep_records_until(metrics_path, epoch)
-        log(f"resuming from {last_path}: step {step}, epoch {epoch}, batch {start_batch}")
+        LOG.info(
+            "resuming from %s: step %d, epoch %d, batch %d", last_path, step, epoch, start_batch
+        )
     elif rank == 0:
         # a fresh run: files of an earlier run in this folder would be mistaken for its own
         metrics_path.unlink(missing_ok=True)
@@ -563,9 +559,14 @@ def _train(
             save(best_path, 0)
         save(last_path, 0)
         if rank == 0:
-            log(
-                f"epoch {epoch}/{s.epochs}  step {step}  loss {record['train_loss']:.4f}  "
-                f"pollutant skill vs persistence {score:+.3f}" + ("  (best)" if improved else "")
+            LOG.info(
+                "epoch %d/%d  step %d  loss %.4f  pollutant skill vs persistence %+.3f%s",
+                epoch,
+                s.epochs,
+                step,
+                record["train_loss"],
+                score,
+                "  (best)" if improved else "",
             )
     elapsed = time.perf_counter() - started
     return TrainResult(

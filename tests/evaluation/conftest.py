@@ -29,5 +29,5 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Tiny:
     failed = [r for report in reports.values() for r in report.failed]
     assert not failed, failed
     run_build(config)
-    result = train(config, max_steps=4, log=lambda _: None)
+    result = train(config, max_steps=4)
     return Tiny(config, config_path, result.last, root)

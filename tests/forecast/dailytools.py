@@ -31,7 +31,7 @@ def ensure_trained(root: Path) -> Path:
     from aircast.training.loop import train
 
     data = recipe(root)
-    train(tiny.config_of(data), max_steps=TRAIN_STEPS, log=lambda _: None)
+    train(tiny.config_of(data), max_steps=TRAIN_STEPS)
     tiny.write_recipe(path, data)
     return path
 

@@ -59,9 +59,7 @@ def main() -> None:
     loop.build_model = kept_model  # type: ignore[assignment]
     StoreSamples.__getitem__ = recorded_getitem  # type: ignore[method-assign]
 
-    result = loop.train(
-        load_config(recipe), out_dir=out / "ckpt", resume=False, max_steps=steps, log=print
-    )
+    result = loop.train(load_config(recipe), out_dir=out / "ckpt", resume=False, max_steps=steps)
     weights = b"".join(
         t.detach().contiguous().numpy().tobytes() for t in models[0].state_dict().values()
     )

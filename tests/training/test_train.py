@@ -52,10 +52,6 @@ REPO = Path(__file__).resolve().parents[2]
 TOTAL_STEPS = TRAINING["epochs"] * STEPS_PER_EPOCH
 
 
-def quiet(_: str) -> None:
-    """A ``log`` for runs whose messages the test does not read."""
-
-
 def recipe_data(tiny_recipe: Path) -> dict[str, Any]:
     data: dict[str, Any] = yaml.safe_load(tiny_recipe.read_text())
     return data
@@ -86,7 +82,7 @@ def trained(tiny_recipe: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
     """A folder with the checkpoints of 20 steps on the tiny store (read-only)."""
     out = tmp_path_factory.mktemp("trained")
     torch.set_num_threads(1)
-    train(load_config(tiny_recipe), out_dir=out, max_steps=20, log=quiet)
+    train(load_config(tiny_recipe), out_dir=out, max_steps=20)
     return out
 
 
@@ -134,7 +130,7 @@ def test_a_few_steps_reduce_the_loss(tiny_recipe: Path, tmp_path: Path) -> None:
     data["model"] = {**data["model"], "residual": "persistence"}
     config = config_of(data)
     before, model, loss_fn, samples = initial_loss(config)
-    train(config, out_dir=tmp_path, max_steps=20, log=quiet)
+    train(config, out_dir=tmp_path, max_steps=20)
     ckpt = load_checkpoint(tmp_path / "last.ckpt")
     assert ckpt.meta.step == 20 and ckpt.meta.epoch == 1
     model.load_state_dict(ckpt.model)
@@ -170,9 +166,9 @@ def test_metrics_and_checkpoints_of_a_run(trained: Path) -> None:
 
 def test_a_run_resumed_at_its_budget_trains_no_further(tiny_recipe: Path, tmp_path: Path) -> None:
     config = load_config(tiny_recipe)
-    result = train(config, out_dir=tmp_path, max_steps=2, log=quiet)
+    result = train(config, out_dir=tmp_path, max_steps=2)
     before = load_checkpoint(result.last)
-    again = train(config, out_dir=tmp_path, max_steps=2, log=quiet)
+    again = train(config, out_dir=tmp_path, max_steps=2)
     after = load_checkpoint(again.last)
     assert again.steps == 2 and after.meta.step == 2
     assert all(torch.equal(before.model[k], after.model[k]) for k in before.model)
@@ -180,9 +176,9 @@ def test_a_run_resumed_at_its_budget_trains_no_further(tiny_recipe: Path, tmp_pa
 
 def test_a_fresh_run_starts_its_own_files(tiny_recipe: Path, tmp_path: Path) -> None:
     config = load_config(tiny_recipe)
-    train(config, out_dir=tmp_path, max_steps=STEPS_PER_EPOCH, log=quiet)
+    train(config, out_dir=tmp_path, max_steps=STEPS_PER_EPOCH)
     assert (tmp_path / "best.ckpt").is_file() and (tmp_path / "metrics.jsonl").is_file()
-    result = train(config, out_dir=tmp_path, max_steps=2, resume=False, log=quiet)
+    result = train(config, out_dir=tmp_path, max_steps=2, resume=False)
     assert result.steps == 2 and result.best is None
     assert not (tmp_path / "metrics.jsonl").exists()
 
@@ -340,7 +336,7 @@ def test_a_checkpoint_of_another_store_is_refused(
     out.mkdir()
     (out / "last.ckpt").write_bytes((trained / "last.ckpt").read_bytes())
     with pytest.raises(CheckpointError) as caught:
-        train(config, out_dir=out, max_steps=1, log=quiet)
+        train(config, out_dir=out, max_steps=1)
     message = str(caught.value)
     assert "recipe fingerprint" in message and "aircast train" in message
     assert open_store(config.store_url).fingerprint[:12] in message
@@ -384,7 +380,7 @@ def test_a_checkpoint_of_another_model_size_is_refused(
         CheckpointError,
         match=r"holds a model of other sizes than this recipe's \(model.width 32 → 64\)",
     ):
-        train(config_of(data), out_dir=out, max_steps=21, log=quiet)
+        train(config_of(data), out_dir=out, max_steps=21)
 
 
 def test_a_checkpoint_of_the_first_format_resumes(
@@ -401,7 +397,7 @@ def test_a_checkpoint_of_the_first_format_resumes(
     assert load_checkpoint(out / "last.ckpt").model.keys() == payload["model"].keys() - {
         k for k in payload["model"] if k.startswith("_target_normaliser.")
     }
-    result = train(load_config(tiny_recipe), out_dir=out, max_steps=21, log=quiet)
+    result = train(load_config(tiny_recipe), out_dir=out, max_steps=21)
     assert result.steps == 21
 
 
@@ -434,7 +430,7 @@ def test_a_persistence_residual_model_trains_and_loads(tiny_recipe: Path, tmp_pa
     without one."""
     data = recipe_data(tiny_recipe)
     data["model"] = {**data["model"], "residual": "persistence"}
-    result = train(config_of(data), out_dir=tmp_path, max_steps=3, log=quiet)
+    result = train(config_of(data), out_dir=tmp_path, max_steps=3)
     ckpt = load_checkpoint(result.last)
     assert "climatology" not in ckpt.model
     model = load_forecaster(ckpt, open_store(load_config(tiny_recipe).store_url))
