@@ -143,8 +143,11 @@ def ingest_command(
     are resumed by their request id. Exit 2 when a request failed.
     """
     from aircast.config import load_config
+    from aircast.dates import parse_range
     from aircast.sandbox.runtime import datastore_endpoints
-    from aircast.sources.ingest import SOURCES, Source, ingest, parse_range
+    from aircast.sources.base import Source
+    from aircast.sources.ingest import ingest
+    from aircast.sources.registry import SOURCES
 
     try:
         config = load_config(config_path)
@@ -247,7 +250,7 @@ def store_extend(
 ) -> None:
     """Append ingested days after the store's last day (existing chunks are not rewritten)."""
     from aircast.config import load_config
-    from aircast.sources.ingest import parse_range
+    from aircast.dates import parse_range
     from aircast.store.build import extend_store
 
     try:
@@ -428,6 +431,7 @@ def forecast_command(
     import numpy as np
 
     from aircast.config import load_config
+    from aircast.dates import parse_day
     from aircast.forecast.daily import (
         LoadedModel,
         check_forecast_date,
@@ -438,7 +442,7 @@ def forecast_command(
     from aircast.forecast.publish import publish_forecast, published_init_times
     from aircast.forecast.verify import verify_published
     from aircast.sandbox.runtime import datastore_endpoints
-    from aircast.sources.ingest import ingest, parse_day
+    from aircast.sources.ingest import ingest
     from aircast.store.reader import open_store
 
     try:

@@ -36,9 +36,9 @@ from prefect.client.schemas.objects import FlowRun
 from prefect.states import Scheduled
 
 from aircast.config import load_config
+from aircast.dates import DateError, parse_range
 from aircast.errors import AirCastError
 from aircast.forecast.publish import published_init_times
-from aircast.sources.ingest import DateError, parse_range
 from flows.bounded import run_bounded
 from flows.forecast import daily_forecast
 from flows.ingest import DEFAULT_CONFIG

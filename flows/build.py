@@ -49,7 +49,8 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.annotations import quote
 
 from aircast.config import AirCastConfig, load_config
-from aircast.sources.ingest import parse_range, raw_cache
+from aircast.dates import parse_range
+from aircast.sources.ingest import raw_cache
 from aircast.store.build import (
     check_inputs,
     extend_store,

@@ -36,6 +36,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.concurrency.sync import concurrency
 
 from aircast.config import load_config
+from aircast.dates import parse_day
 from aircast.errors import AirCastError
 from aircast.forecast.daily import (
     LoadedModel,
@@ -46,7 +47,6 @@ from aircast.forecast.daily import (
 from aircast.forecast.initial import HealthReport, InputError
 from aircast.forecast.publish import publish_forecast, published_init_times
 from aircast.forecast.verify import verify_published
-from aircast.sources.ingest import parse_day
 from aircast.store.reader import open_store
 from flows.ingest import DEFAULT_CONFIG, ensure_limit, ingest_cams
 from flows.report import artifact_key, exit_code

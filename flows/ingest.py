@@ -2,8 +2,8 @@
 
 ``ingest_era5``, ``ingest_cams`` (product ``reanalysis`` or ``forecast``) and ``ingest_all``
 (a parent flow running them at the same time, as ``aircast ingest`` does: they talk to
-different stores) take ISO dates and a config path, plan the requests with
-:func:`aircast.sources.ingest.plan`, and run one task per request through
+different stores) take ISO dates and a config path, ask the source for its requests
+(:func:`aircast.sources.registry.get_source`), and run one task per request through
 :func:`aircast.sources.fetch.fetch_request`, so a flow and ``aircast ingest`` share the cache:
 what one finished the other never fetches again.
 
@@ -66,18 +66,15 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.annotations import quote
 
 from aircast.config import AirCastConfig, load_config
+from aircast.dates import parse_range
 from aircast.errors import DataStoreError
 from aircast.sandbox.runtime import datastore_endpoints
+from aircast.sources.base import Source
 from aircast.sources.cache import RawCache
 from aircast.sources.datastore import Endpoint, Secret, Store, mask_secrets_in
 from aircast.sources.fetch import FetchReport, FetchResult, is_cached
-from aircast.sources.ingest import (
-    Source,
-    fetch_one,
-    parse_range,
-    plan,
-    raw_cache,
-)
+from aircast.sources.ingest import fetch_one, raw_cache
+from aircast.sources.registry import get_source
 from aircast.sources.requests import SourceRequest
 from flows.bounded import run_bounded
 from flows.report import exit_code
@@ -292,7 +289,7 @@ def _ingest(
     # everything a person can get wrong is checked before the first request is sent
     first, last = parse_range(start, end)
     config = load_config(config_path)
-    requests = plan(config, source, first, last)
+    requests = get_source(source).requests(config, first, last)
     span = f"{first}..{last}"
     stores: list[Store] = sorted({_store(r) for r in requests})
     limits = {s: ensure_store_limit(s, config.ingest.max_concurrent_requests) for s in stores}

@@ -1,9 +1,9 @@
 """Reading the training store.
 
 :func:`open_store` checks the store against the contract and gives a :class:`TrainingStore`:
-the lazy xarray view (what ``xarray.open_zarr(url)`` gives), channel metadata, statistics and
-histograms as plain arrays, and :meth:`TrainingStore.read`, which refuses a range that
-contains a missing time instead of handing back silent NaNs.
+the lazy xarray view (what ``xarray.open_zarr(url)`` gives), its grid, channel metadata,
+statistics and histograms as plain arrays, and :meth:`TrainingStore.read`, which refuses a
+range that contains a missing time instead of handing back silent NaNs.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import numpy as np
 import xarray as xr
 import zarr
 
+from aircast.align.grid import TargetGrid
 from aircast.store import location
 from aircast.store.schema import (
     CHANNEL,
@@ -193,6 +194,15 @@ class TrainingStore:
     @property
     def channel_names(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.channels)
+
+    @cached_property
+    def grid(self) -> TargetGrid:
+        """The grid the store was built on: its cell centres and the recipe's resolution."""
+        return TargetGrid(
+            np.asarray(self._read("latitude")),
+            np.asarray(self._read("longitude")),
+            float(self.attrs["grid"]["resolution"]),
+        )
 
     @cached_property
     def statistics(self) -> Statistics:
