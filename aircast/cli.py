@@ -432,6 +432,7 @@ def forecast_command(
 
     from aircast.config import load_config
     from aircast.dates import parse_day
+    from aircast.evaluation.verification import verify_published
     from aircast.forecast.daily import (
         LoadedModel,
         check_forecast_date,
@@ -440,7 +441,6 @@ def forecast_command(
     )
     from aircast.forecast.initial import InputError
     from aircast.forecast.publish import publish_forecast, published_init_times
-    from aircast.forecast.verify import verify_published
     from aircast.sandbox.runtime import datastore_endpoints
     from aircast.sources.ingest import ingest
     from aircast.store.reader import open_store

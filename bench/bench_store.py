@@ -83,7 +83,9 @@ from recording import append_result, machine_info  # bench/ is on sys.path when 
 
 from aircast.config import DEFAULT_CONFIG, AirCastConfig, parse_config
 from aircast.sandbox.runtime import datastore_endpoints
-from aircast.sources.ingest import Source, ingest, plan, raw_cache
+from aircast.sources.base import Source
+from aircast.sources.ingest import ingest, raw_cache
+from aircast.sources.registry import get_source
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "store.json"
@@ -139,7 +141,7 @@ def raw_inputs(config: AirCastConfig, days: int) -> list[tuple[str, str, dt.date
     last = FIRST_DAY + dt.timedelta(days=days - 1)
     out = []
     for source in SOURCES:
-        for request in plan(config, source, FIRST_DAY, last):
+        for request in get_source(source).requests(config, FIRST_DAY, last):
             path = cache.existing_file(request)
             if path is None:
                 raise SystemExit(f"{request.label} is not in the raw cache {cache.root}")

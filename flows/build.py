@@ -52,7 +52,6 @@ from aircast.config import AirCastConfig, load_config
 from aircast.dates import parse_range
 from aircast.sources.ingest import raw_cache
 from aircast.store.build import (
-    check_inputs,
     extend_store,
     finalise_store,
     init_store,
@@ -60,6 +59,7 @@ from aircast.store.build import (
     part_statuses,
     verify_store,
 )
+from aircast.store.inputs import check_inputs
 from aircast.store.reader import TrainingStore, open_store
 from aircast.store.schema import StoreError, iso_hour
 from flows.bounded import run_bounded

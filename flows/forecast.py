@@ -38,6 +38,7 @@ from prefect.concurrency.sync import concurrency
 from aircast.config import load_config
 from aircast.dates import parse_day
 from aircast.errors import AirCastError
+from aircast.evaluation.verification import verify_published
 from aircast.forecast.daily import (
     LoadedModel,
     check_forecast_date,
@@ -46,7 +47,6 @@ from aircast.forecast.daily import (
 )
 from aircast.forecast.initial import HealthReport, InputError
 from aircast.forecast.publish import publish_forecast, published_init_times
-from aircast.forecast.verify import verify_published
 from aircast.store.reader import open_store
 from flows.ingest import DEFAULT_CONFIG, ensure_limit, ingest_cams
 from flows.report import artifact_key, exit_code

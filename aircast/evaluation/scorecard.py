@@ -56,13 +56,13 @@ from aircast.evaluation import metrics
 from aircast.evaluation.baselines import (
     CamsForecast,
     TrainingClimate,
-    cams_channels,
     fetch_cams_forecast,
     persistence,
     training_climate,
 )
 from aircast.forecast.rollout import rollout
 from aircast.model.forecaster import Forecaster
+from aircast.sources.cams import cams_channels
 from aircast.sources.datastore import Endpoint
 from aircast.store.reader import TrainingStore, open_store
 from aircast.training.checkpoint import load_checkpoint, load_forecaster

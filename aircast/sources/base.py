@@ -23,11 +23,10 @@ import datetime as dt
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, Protocol
 
 import xarray as xr
 
-from aircast.align.grid import TargetGrid, regrid_conservative
 from aircast.config import AirCastConfig
 from aircast.sources.cache import RawCache
 from aircast.sources.decode import decode_product
@@ -35,6 +34,23 @@ from aircast.sources.requests import SourceRequest
 
 #: The name of a source, as the CLI and the flows spell it.
 Source = Literal["era5", "eac4", "forecast"]
+
+
+class Grid(Protocol):
+    """A target grid as a source sees it: its shape, and how a product is regridded onto it.
+
+    :class:`aircast.align.grid.TargetGrid` is one (conservative regridding); the protocol keeps
+    the sources below the alignment package, which they must not import.
+    """
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(n_lat, n_lon)."""
+        ...
+
+    def regrid(self, ds: xr.Dataset) -> xr.Dataset:
+        """``ds`` (canonical: latitude north → south, longitude increasing) on this grid."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -65,7 +81,7 @@ class GriddedFields:
 
 
 def on_grid(
-    decoded: xr.Dataset, grid: TargetGrid, variables: Collection[str] | None = None
+    decoded: xr.Dataset, grid: Grid, variables: Collection[str] | None = None
 ) -> xr.Dataset:
     """One decoded product regridded onto ``grid``: all of it, or only ``variables``.
 
@@ -80,13 +96,13 @@ def on_grid(
         if not present:
             return xr.Dataset()
         decoded = decoded[present]
-    return regrid_conservative(decoded, grid)
+    return grid.regrid(decoded)
 
 
 def read_on_grid(
     cache: RawCache,
     requests: Sequence[SourceRequest],
-    grid: TargetGrid,
+    grid: Grid,
     *,
     along: str,
     variables: Collection[str] | None = None,
@@ -163,7 +179,7 @@ class DataSource(ABC):
         self,
         cache: RawCache,
         requests: Sequence[SourceRequest],
-        grid: TargetGrid,
+        grid: Grid,
         *,
         variables: Collection[str] | None = None,
     ) -> GriddedFields:
@@ -176,7 +192,7 @@ class DataSource(ABC):
         cache: RawCache,
         start: dt.date,
         end: dt.date,
-        grid: TargetGrid,
+        grid: Grid,
         *,
         variables: Collection[str] | None = None,
     ) -> GriddedFields:

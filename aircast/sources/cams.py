@@ -20,10 +20,9 @@ from typing import Any, ClassVar
 import numpy as np
 import xarray as xr
 
-from aircast.align.grid import TargetGrid
 from aircast.catalogue import DATASETS
 from aircast.config import AirCastConfig
-from aircast.sources.base import DataSource, GriddedFields, Source
+from aircast.sources.base import DataSource, Grid, GriddedFields, Source
 from aircast.sources.cache import RawCache
 from aircast.sources.requests import (
     SourceRequest,
@@ -185,19 +184,22 @@ class CamsForecastSource(DataSource):
         config: AirCastConfig,
         cache: RawCache,
         day: dt.date,
-        grid: TargetGrid,
+        grid: Grid,
         channels: Sequence[str],
         lead_hours: Sequence[int],
     ) -> CamsRun:
         """The run of ``day`` 00 UTC from the raw cache, as ``channels`` at ``lead_hours``.
 
-        A channel whose variable or level the product lacks, a lead it lacks, and the
-        variables of a file that is not in the cache come out NaN.
+        A channel whose variable or level the product lacks, a lead it lacks, the variables of
+        a file that is not in the cache, and any non-finite value come out NaN.
         """
         wanted = {parse_channel(c).variable for c in channels}
         fields = self.fields(config, cache, day, day, grid, variables=wanted)
         init = np.datetime64(day.isoformat(), "ns")
-        values = forecast_channels(fields.variables, init, grid, channels, lead_hours)
+        on_grid = forecast_channels(fields.variables, init, grid, channels, lead_hours)
+        values = np.full(on_grid.shape, np.nan, np.float32)
+        filled = np.isfinite(on_grid)
+        values[filled] = on_grid[filled]
         return CamsRun(day, tuple(channels), tuple(int(h) for h in lead_hours), values, fields)
 
 
@@ -214,7 +216,7 @@ def cams_channels(channels: Sequence[str]) -> tuple[str, ...]:
 def forecast_channels(
     variables: Mapping[str, xr.DataArray],
     init_time: np.datetime64,
-    grid: TargetGrid,
+    grid: Grid,
     channels: Sequence[str],
     lead_hours: Sequence[int],
 ) -> np.ndarray:

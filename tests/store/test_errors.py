@@ -14,7 +14,6 @@ from storetools import ConfigFactory, snapshot
 from aircast.align.grid import GridError
 from aircast.errors import AirCastError, ConfigError
 from aircast.store.build import (
-    NotIngestedError,
     build_store,
     extend_store,
     finalise_store,
@@ -22,6 +21,7 @@ from aircast.store.build import (
     load_part,
     verify_store,
 )
+from aircast.store.inputs import NotIngestedError
 from aircast.store.reader import open_store
 from aircast.store.schema import RecipeMismatchError, SchemaError, StoreError, check_store
 
