@@ -318,12 +318,12 @@ def read_throughput(url: str, processes: int, seconds: float) -> dict[str, float
 #: category -> (module path fragment, function name, calling function or None for any):
 #: the cumulative time of that function's outermost calls (from that caller)
 PROFILE_PARTS: dict[str, tuple[str, str, str | None]] = {
-    "manifest and inputs": ("aircast/store/build.py", "_inputs", None),
+    "manifest and inputs": ("aircast/store/inputs.py", "raw_inputs", None),
     "decode (decode_product)": ("aircast/sources/decode.py", "decode_product", None),
     "regrid (regrid_conservative)": ("aircast/align/grid.py", "regrid_conservative", None),
-    "concat per channel (xr.concat)": ("xarray/structure/concat.py", "concat", "_load_days"),
+    "concat per channel (xr.concat)": ("xarray/structure/concat.py", "concat", "read_on_grid"),
     "align time (align_time)": ("aircast/align/time.py", "align_time", None),
-    "finite check": ("aircast/store/build.py", "_require_finite", None),
+    "finite check": ("aircast/store/days.py", "_require_finite", None),
     "statistics (PartStatistics.from_fields)": ("aircast/store/stats.py", "from_fields", None),
     "zarr write of fields": ("zarr/core/array.py", "__setitem__", "load_part"),
 }

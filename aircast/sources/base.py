@@ -8,8 +8,9 @@ ERA5 (:mod:`aircast.sources.era5`), EAC4 and the CAMS global forecast
   against the store's form, not sent);
 - :meth:`DataSource.fields`: the decoded fields of a span on a target grid, read through the
   raw cache: each cached file decoded (:func:`aircast.sources.decode.decode_product`: canonical
-  names, units and orientation) and regridded conservatively on its own, then each variable
-  lined up over the span's files.
+  names, units and orientation) and regridded on its own by the target grid (conservatively,
+  for :class:`aircast.align.grid.TargetGrid`), then each variable lined up over the span's
+  files.
 
 The store build, the daily initial conditions, the verification and the baselines all ask a
 source; :func:`read_on_grid` is the only place where "cache lookup → decode → regrid" is
@@ -131,10 +132,9 @@ def read_on_grid(
         regridded = on_grid(decode_product(path, request.parsed()), grid, variables)
         for name in regridded.data_vars:
             pieces.setdefault(str(name), []).append(regridded[name])
-    merged = {
-        name: (xr.concat(found, dim=along) if len(found) > 1 else found[0]).sortby(along)
-        for name, found in pieces.items()
-    }
+    merged: dict[str, xr.DataArray] = {}
+    for name, found in pieces.items():
+        merged[name] = (xr.concat(found, dim=along) if len(found) > 1 else found[0]).sortby(along)
     return GriddedFields(merged, tuple(read), tuple(absent))
 
 
