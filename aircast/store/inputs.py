@@ -51,7 +51,7 @@ class RawInput:
     note: str = ""
 
 
-def input_requests(layout: Layout, first: dt.date, last: dt.date) -> list[SourceRequest]:
+def _span_requests(layout: Layout, first: dt.date, last: dt.date) -> list[SourceRequest]:
     """The raw requests behind days ``first``..``last``, static fields excepted."""
     out: list[SourceRequest] = []
     for name in TRAINING_SOURCES:
@@ -60,7 +60,7 @@ def input_requests(layout: Layout, first: dt.date, last: dt.date) -> list[Source
     return out
 
 
-def static_request(layout: Layout, cache: RawCache, lookup: Lookup) -> SourceRequest | None:
+def _static_request(layout: Layout, cache: RawCache, lookup: Lookup) -> SourceRequest | None:
     """The request holding the static fields: the one for the recipe's first day, or else
     the earliest complete one for the same fields and area (ingested in another batch)."""
     wanted = [
@@ -110,8 +110,8 @@ def raw_inputs(
         When some were never ingested, or are still being fetched.
     """
     lookup = lookup or cache.lookup
-    requests = input_requests(layout, first, last)
-    static = static_request(layout, cache, lookup)
+    requests = _span_requests(layout, first, last)
+    static = _static_request(layout, cache, lookup)
     if static is not None:
         requests.insert(0, static)
     inputs: list[RawInput] = []
