@@ -170,8 +170,10 @@ def ingest_command(
     are resumed by their request id. Exit 2 when a request failed.
     """
     from aircast.config import load_config
+    from aircast.dates import parse_range
     from aircast.jobs.ingest import IngestFailed, run_ingest
-    from aircast.sources.ingest import SOURCES, Source, parse_range
+    from aircast.sources.base import Source
+    from aircast.sources.registry import SOURCES
 
     log_to_terminal()
     try:
@@ -268,8 +270,8 @@ def store_extend(
 ) -> None:
     """Append ingested days after the store's last day (existing chunks are not rewritten)."""
     from aircast.config import load_config
+    from aircast.dates import parse_range
     from aircast.jobs.build import run_extend
-    from aircast.sources.ingest import parse_range
 
     log_to_terminal()
     try:
@@ -438,9 +440,9 @@ def forecast_command(
     unhealthy inputs: the forecast store is then unchanged.
     """
     from aircast.config import load_config
+    from aircast.dates import parse_day
     from aircast.jobs.executor import ThreadExecutor
     from aircast.jobs.forecast import run_daily_forecast
-    from aircast.sources.ingest import parse_day
 
     log_to_terminal()
 
@@ -471,10 +473,10 @@ def backfill_command(
     """
 
     from aircast.config import load_config
+    from aircast.dates import parse_day
     from aircast.jobs.backfill import run_backfill
     from aircast.jobs.executor import ThreadExecutor
     from aircast.jobs.forecast import run_daily_forecast
-    from aircast.sources.ingest import parse_day
 
     log_to_terminal()
     executor = ThreadExecutor(max_workers=1)

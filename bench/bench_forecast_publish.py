@@ -96,8 +96,8 @@ from recording import append_result, machine_info  # bench/ is on sys.path when 
 
 if TYPE_CHECKING:  # aircast and torch are imported where used: the repeats time the imports
     from aircast.config import AirCastConfig
+    from aircast.sources.base import Source
     from aircast.sources.datastore import Store
-    from aircast.sources.ingest import Source
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "forecast_publish.json"

@@ -84,7 +84,9 @@ from recording import append_result, machine_info  # bench/ is on sys.path when 
 from aircast.config import DEFAULT_CONFIG, AirCastConfig, parse_config
 from aircast.jobs.ingest import run_ingest
 from aircast.sandbox.runtime import datastore_endpoints
-from aircast.sources.ingest import Source, plan, raw_cache
+from aircast.sources.base import Source
+from aircast.sources.ingest import raw_cache
+from aircast.sources.registry import get_source
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "store.json"
@@ -142,7 +144,7 @@ def raw_inputs(config: AirCastConfig, days: int) -> list[tuple[str, str, dt.date
     last = FIRST_DAY + dt.timedelta(days=days - 1)
     out = []
     for source in SOURCES:
-        for request in plan(config, source, FIRST_DAY, last):
+        for request in get_source(source).requests(config, FIRST_DAY, last):
             path = cache.existing_file(request)
             if path is None:
                 raise SystemExit(f"{request.label} is not in the raw cache {cache.root}")
@@ -319,12 +321,12 @@ def read_throughput(url: str, processes: int, seconds: float) -> dict[str, float
 #: category -> (module path fragment, function name, calling function or None for any):
 #: the cumulative time of that function's outermost calls (from that caller)
 PROFILE_PARTS: dict[str, tuple[str, str, str | None]] = {
-    "manifest and inputs": ("aircast/store/build.py", "_inputs", None),
+    "manifest and inputs": ("aircast/store/inputs.py", "raw_inputs", None),
     "decode (decode_product)": ("aircast/sources/decode.py", "decode_product", None),
     "regrid (regrid_conservative)": ("aircast/align/grid.py", "regrid_conservative", None),
-    "concat per channel (xr.concat)": ("xarray/structure/concat.py", "concat", "_load_days"),
+    "concat per channel (xr.concat)": ("xarray/structure/concat.py", "concat", "read_on_grid"),
     "align time (align_time)": ("aircast/align/time.py", "align_time", None),
-    "finite check": ("aircast/store/build.py", "_require_finite", None),
+    "finite check": ("aircast/store/days.py", "_require_finite", None),
     "statistics (PartStatistics.from_fields)": ("aircast/store/stats.py", "from_fields", None),
     "zarr write of fields": ("zarr/core/array.py", "__setitem__", "load_part"),
 }

@@ -28,9 +28,10 @@ from prefect import flow
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from aircast.config import AirCastConfig, load_config
+from aircast.dates import parse_range
 from aircast.jobs.build import run_build, run_extend, store_facts
 from aircast.jobs.executor import DaskExecutor
-from aircast.sources.ingest import parse_range, raw_cache
+from aircast.sources.ingest import raw_cache
 from aircast.store.reader import open_store
 from flows.executor import PrefectExecutor
 from flows.report import exit_code

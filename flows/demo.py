@@ -69,8 +69,8 @@ def demo(config: str = str(DEMO_CONFIG)) -> dict[str, Any]:
 def _products(recipe: AirCastConfig) -> dict[str, Any]:
     """The skill table and the map of tomorrow's PM2.5 from the latest published forecast."""
     from aircast.evaluation.plots import plot_forecast_map
+    from aircast.evaluation.verification import read_scores, scores_path, skill_summary
     from aircast.forecast.reader import open_forecast
-    from aircast.forecast.verify import read_scores, scores_path, skill_summary
 
     store = open_forecast(recipe.forecast_url, storage_options=recipe.forecast.storage_options)
     init = store.latest_init_time

@@ -20,9 +20,9 @@ from prefect import flow
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from aircast.config import load_config
+from aircast.dates import parse_day
 from aircast.errors import AirCastError
 from aircast.jobs.forecast import PUBLISH_LIMIT, run_daily_forecast
-from aircast.sources.ingest import parse_day
 from flows.executor import PrefectExecutor
 from flows.ingest import DEFAULT_CONFIG, MAX_THREADS, secret_block_key
 from flows.report import exit_code

@@ -51,11 +51,12 @@ from prefect.blocks.system import Secret as SecretBlock
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from aircast.config import AirCastConfig, load_config
+from aircast.dates import parse_range
 from aircast.errors import DataStoreError
 from aircast.jobs.ingest import IngestFailed, limit_name, run_ingest
 from aircast.sandbox.runtime import datastore_endpoints
+from aircast.sources.base import Source
 from aircast.sources.datastore import Endpoint, Secret, Store
-from aircast.sources.ingest import Source, parse_range
 from flows.executor import PrefectExecutor
 from flows.report import exit_code
 

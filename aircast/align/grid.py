@@ -85,6 +85,11 @@ class TargetGrid:
         """Cell areas relative to their mean, from the cells' latitude bounds, shape (n_lat,)."""
         return cell_area_weights(self.latitudes, self.resolution)
 
+    def regrid(self, ds: xr.Dataset) -> xr.Dataset:
+        """``ds`` regridded onto this grid (:func:`regrid_conservative`): what a source
+        (:class:`aircast.sources.base.Grid`) calls without importing this package."""
+        return regrid_conservative(ds, self)
+
 
 def cell_area_weights(latitudes: np.ndarray, resolution: float) -> np.ndarray:
     """Areas of cells centred on ``latitudes`` (degrees) and ``resolution`` degrees tall,

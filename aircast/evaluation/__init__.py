@@ -1,1 +1,2 @@
-"""Verification: latitude-weighted metrics, extremes, baselines, scorecards and plots."""
+"""Verification: latitude-weighted metrics, extremes, baselines, scorecards and plots, and the
+scoring of published forecasts as their analyses arrive (``verification``)."""

@@ -10,10 +10,10 @@
   records which, and the scorecard carries it in its attributes.
 - **CAMS forecast** (:func:`fetch_cams_forecast`): the CAMS global forecast of the same 00 UTC
   cycle, ingested through :func:`aircast.sources.ingest.ingest` (product ``forecast``, the
-  recipe's data stores: the embedded sandbox by default), decoded with
-  :func:`aircast.sources.decode.decode_product`, regridded conservatively onto the store's
-  grid (the same path as the training store's inputs), pollutant channels only (a pressure-
-  level channel such as ``go3_925`` is variable ``go3`` at level 925).
+  recipe's data stores: the embedded sandbox by default) and read onto the store's grid by
+  its source (:meth:`aircast.sources.cams.CamsForecastSource.run`: decoded and regridded
+  conservatively, the same path as the training store's inputs), pollutant channels only (a
+  pressure-level channel such as ``go3_925`` is variable ``go3`` at level 925).
 
 The same pass over the training period also gives each channel's 99th percentile (for the
 extreme-value scores): a histogram in the channel's normalised space (log space for the
@@ -29,23 +29,22 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 import xarray as xr
 
-from aircast.align.grid import TargetGrid, regrid_conservative
+from aircast.align.grid import TargetGrid
 from aircast.align.time import STEP_HOURS, hour_and_day_of_year
 from aircast.config import AirCastConfig
 from aircast.errors import AirCastError
+from aircast.sources.cams import CAMS_FORECAST_SOURCE, cams_channels
 from aircast.sources.datastore import Endpoint
-from aircast.sources.decode import decode_product
-from aircast.sources.requests import SourceRequest
+from aircast.sources.ingest import raw_cache
 from aircast.store.reader import TrainingStore
 from aircast.store.stats import LOG_SCALES
-from aircast.vocab import CAMS_FORECAST, Role, parse_channel
+from aircast.vocab import parse_channel
 
 LOG = logging.getLogger(__name__)
 
@@ -424,79 +423,10 @@ def training_climate(
 # The CAMS global forecast
 
 
-def cams_channels(channels: Sequence[str]) -> tuple[str, ...]:
-    """The pollutant channels among ``channels`` that the CAMS global forecast offers."""
-    out = []
-    for name in channels:
-        spec = parse_channel(name).spec
-        if spec.role is Role.POLLUTANT and CAMS_FORECAST in spec.request_names:
-            out.append(name)
-    return tuple(out)
-
-
-def cams_on_grid(
-    decoded: xr.Dataset, grid: TargetGrid, channels: Sequence[str], lead_hours: Sequence[int]
-) -> xr.DataArray:
-    """Decoded CAMS forecast fields as channels on the store's grid.
-
-    Parameters
-    ----------
-    decoded
-        :func:`decode_product` output (one or several merged): variables with dims
-        (init_time, lead_time, [level], latitude, longitude) on the product grid.
-    grid
-        The store's grid.
-    channels
-        Channels wanted (``pm2p5``, ``go3_925`` …); a channel whose variable or level the
-        product lacks comes out NaN.
-    lead_hours
-        Leads wanted; a lead the product lacks comes out NaN.
-
-    Returns
-    -------
-    xarray.DataArray
-        float32 (init_time, lead_time, channel, latitude, longitude), lead_time in hours.
-    """
-    wanted = {parse_channel(c).variable for c in channels}
-    present = [v for v in decoded.data_vars if v in wanted]
-    regridded = regrid_conservative(decoded[present], grid) if present else xr.Dataset()
-    init = decoded["init_time"].values
-    leads = np.asarray(lead_hours, np.int64)
-    out = np.full((init.size, leads.size, len(channels), *grid.shape), np.nan, np.float32)
-    if present:
-        have = np.round(regridded["lead_time"].values / np.timedelta64(1, "h")).astype(np.int64)
-        where = {int(h): i for i, h in enumerate(have)}
-        take = [(j, where[int(h)]) for j, h in enumerate(leads) if int(h) in where]
-        for c, name in enumerate(channels):
-            channel = parse_channel(name)
-            if channel.variable not in regridded:
-                continue
-            da = regridded[channel.variable]
-            if channel.level is not None:
-                if "level" not in da.dims or channel.level not in da["level"].values:
-                    continue
-                da = da.sel(level=channel.level)
-            da = da.transpose("init_time", "lead_time", "latitude", "longitude")
-            values = da.values
-            for j, i in take:
-                out[:, j, c] = values[:, i]
-    return xr.DataArray(
-        out,
-        dims=("init_time", "lead_time", "channel", "latitude", "longitude"),
-        coords={
-            "init_time": init,
-            "lead_time": leads,
-            "channel": list(channels),
-            "latitude": grid.latitudes,
-            "longitude": grid.longitudes,
-        },
-        attrs={"source": CAMS_FORECAST, "lead_time_units": "hours"},
-    )
-
-
-@dataclass
+@dataclass(frozen=True)
 class CamsForecast:
-    """The CAMS forecasts of a range of 00 UTC runs, decoded day by day on demand.
+    """The CAMS forecasts of a range of 00 UTC runs, read from the raw cache day by day on
+    demand.
 
     Attributes
     ----------
@@ -506,21 +436,24 @@ class CamsForecast:
         The store's grid.
     lead_hours
         Leads ingested (0, 3, … ``ingest.forecast_lead_hours``).
-    files
-        Per run day: the raw files (request, path) of that run.
+    runs
+        The run days of which the data store delivered at least one file.
     note
         What happened (for the scorecard's attributes).
+    config
+        The recipe whose raw cache holds the runs (None when there are none).
     """
 
     channels: tuple[str, ...]
     grid: TargetGrid
     lead_hours: tuple[int, ...]
-    files: Mapping[dt.date, tuple[tuple[SourceRequest, Path], ...]] = field(default_factory=dict)
+    runs: tuple[dt.date, ...] = ()
     note: str = ""
+    config: AirCastConfig | None = None
 
     @property
     def available(self) -> bool:
-        return bool(self.files) and bool(self.channels)
+        return bool(self.runs) and bool(self.channels)
 
     def fields(self, init_times: np.ndarray, lead_hours: Sequence[int]) -> np.ndarray:
         """The forecasts of the 00 UTC runs at ``init_times`` (datetime64, shape (B,)).
@@ -536,18 +469,17 @@ class CamsForecast:
             np.nan,
             np.float32,
         )
+        if self.config is None:
+            return out
+        cache = raw_cache(self.config)
         for b, t in enumerate(np.asarray(init_times)):
             day = dt.date.fromisoformat(str(np.datetime64(t, "D")))
-            files = self.files.get(day, ())
-            if not files or hour_and_day_of_year(np.asarray([t]))[0][0] != 0:
+            if day not in self.runs or hour_and_day_of_year(np.asarray([t]))[0][0] != 0:
                 continue
-            decoded = [decode_product(path, req.parsed()) for req, path in files]
-            for ds in decoded:
-                on_grid = cams_on_grid(ds, self.grid, self.channels, lead_hours)
-                run = on_grid.sel(init_time=np.datetime64(t, "ns"))
-                values = run.values
-                filled = np.isfinite(values)
-                out[b][filled] = values[filled]
+            run = CAMS_FORECAST_SOURCE.run(
+                self.config, cache, day, self.grid, self.channels, lead_hours
+            )
+            out[b] = run.values
         return out
 
 
@@ -580,18 +512,19 @@ def fetch_cams_forecast(
         LOG.warning("CAMS forecast unavailable: %s", exc)
         return CamsForecast(provided, grid, leads, note=f"unavailable: {exc}")
     report = reports["forecast"]
-    files: dict[dt.date, list[tuple[SourceRequest, Path]]] = {}
-    for result in report.results:
-        if result.path is not None and result.outcome != "failed":
-            files.setdefault(result.request.day, []).append((result.request, result.path))
+    runs = sorted(
+        {
+            result.request.day
+            for result in report.results
+            if result.path is not None and result.outcome != "failed"
+        }
+    )
     failed = report.failed
-    note = f"{len(files)} runs {first}..{last} 00 UTC, leads to {leads[-1]} h"
+    note = f"{len(runs)} runs {first}..{last} 00 UTC, leads to {leads[-1]} h"
     if failed:
         note += f"; {len(failed)} requests failed: " + "; ".join(
             f"{r.request.label} ({r.error})" for r in failed[:3]
         )
     if log is not None:
         log(f"CAMS forecast: {report.summary()}")
-    return CamsForecast(
-        provided, grid, leads, {d: tuple(v) for d, v in sorted(files.items())}, note
-    )
+    return CamsForecast(provided, grid, leads, tuple(runs), note, config)

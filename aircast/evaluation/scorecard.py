@@ -33,7 +33,6 @@ The scorecard (:func:`compute_scorecard`) is an ``xarray.Dataset``:
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import json
 import shutil
@@ -53,23 +52,22 @@ from aircast.align.time import STEP_HOURS
 from aircast.align.units import published_units
 from aircast.config import AirCastConfig
 from aircast.data.batch import Batch
-from aircast.data.dataset import Channels
 from aircast.errors import AirCastError
 from aircast.evaluation import metrics
 from aircast.evaluation.baselines import (
     CamsForecast,
     TrainingClimate,
-    cams_channels,
     fetch_cams_forecast,
     persistence,
     training_climate,
 )
 from aircast.forecast.rollout import rollout
-from aircast.model.forecaster import DiurnalMean, Forecaster, ModelShape
+from aircast.model.forecaster import Forecaster
+from aircast.sources.cams import cams_channels
 from aircast.sources.datastore import Endpoint
 from aircast.store.reader import TrainingStore, open_store
-from aircast.training.checkpoint import Checkpoint, check_compatible, load_checkpoint
-from aircast.training.loop import normaliser_of, pick_device
+from aircast.training.checkpoint import load_checkpoint, load_forecaster
+from aircast.training.loop import pick_device
 from aircast.vocab import parse_channel
 
 Period = Literal["test", "validation"]
@@ -101,52 +99,7 @@ class EvaluationError(AirCastError, ValueError):
 
 
 # ---------------------------------------------------------------------------------------------
-# The model
-
-
-def load_forecaster(
-    checkpoint: Checkpoint, store: TrainingStore, device: torch.device | str = "cpu"
-) -> Forecaster:
-    """The checkpoint's forecaster, checked against the store it will run on.
-
-    The architecture comes from the checkpoint's own recipe (not the config at hand), the
-    normaliser's statistics from its weights.
-
-    Raises
-    ------
-    CheckpointError
-        When the checkpoint was trained on another store or channel list.
-    """
-    meta = checkpoint.meta
-    pollutants_only = bool(meta.recipe.get("training", {}).get("pollutants_only", False))
-    channels = Channels.of_store(store.channel_names, pollutants_only=pollutants_only)
-    check_compatible(
-        meta,
-        store_fingerprint=store.fingerprint,
-        input_channels=channels.inputs,
-        target_channels=channels.targets,
-    )
-    settings = meta.recipe.get("model", {})
-    shape = ModelShape(
-        **{f.name: settings[f.name] for f in dataclasses.fields(ModelShape) if f.name in settings}
-    )
-    grid = (store.ds.sizes["latitude"], store.ds.sizes["longitude"])
-    # a model trained with a diurnal climatology carries it; one without is persistence-based
-    climatology = (
-        DiurnalMean(checkpoint.model["climatology_hours"], checkpoint.model["climatology"])
-        if "climatology" in checkpoint.model
-        else None
-    )
-    model = Forecaster(
-        shape,
-        channels.inputs,
-        channels.targets,
-        grid,
-        normaliser_of(store, channels.inputs),
-        climatology,
-    )
-    model.load_state_dict(checkpoint.model)  # legacy keys were dropped by load_checkpoint
-    return model.to(device).eval()
+# Initial times and truth
 
 
 def init_times(store: TrainingStore, first: dt.date, last: dt.date) -> np.ndarray:

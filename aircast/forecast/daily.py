@@ -31,7 +31,7 @@ import aircast
 from aircast.align.time import STEP_HOURS
 from aircast.config import AirCastConfig
 from aircast.data.batch import Batch
-from aircast.evaluation.scorecard import load_forecaster
+from aircast.dates import DateError
 from aircast.forecast.initial import (
     HealthReport,
     InitialConditions,
@@ -42,9 +42,13 @@ from aircast.forecast.initial import (
 from aircast.forecast.publish import ForecastRun
 from aircast.forecast.rollout import rollout
 from aircast.model.forecaster import Forecaster
-from aircast.sources.ingest import DateError
 from aircast.store.reader import TrainingStore
-from aircast.training.checkpoint import Checkpoint, CheckpointError, load_checkpoint
+from aircast.training.checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    load_checkpoint,
+    load_forecaster,
+)
 from aircast.training.loop import checkpoint_dir
 
 LOG = logging.getLogger(__name__)

@@ -31,11 +31,10 @@ import numpy as np
 from aircast.align.grid import TargetGrid
 from aircast.config import AirCastConfig, HealthSettings
 from aircast.errors import AirCastError
-from aircast.evaluation.baselines import cams_on_grid
+from aircast.sources.base import request_ids
 from aircast.sources.cache import RawCache
-from aircast.sources.cams import forecast_requests
-from aircast.sources.decode import decode_product
-from aircast.sources.requests import SourceRequest
+from aircast.sources.cams import CAMS_FORECAST_SOURCE
+from aircast.sources.ingest import raw_cache
 from aircast.store.reader import TrainingStore
 from aircast.store.schema import iso_hour
 from aircast.store.stats import log_transform
@@ -76,45 +75,18 @@ class InitialConditions:
     source: str
 
 
-def ic_requests(config: AirCastConfig, day: dt.date) -> list[SourceRequest]:
-    """The CAMS forecast requests a forecast for ``day`` starts from.
-
-    The runs of ``day`` (lead 0, and the later leads the verification scores the CAMS baseline
-    with) and of the day before (the accumulations ending at 00 UTC; the fallback start).
-    """
-    return forecast_requests(config, day - dt.timedelta(days=1), day)
-
-
-def _cached(
-    cache: RawCache, requests: Sequence[SourceRequest], day: dt.date
-) -> list[SourceRequest]:
-    return [r for r in requests if r.day == day and cache.existing_file(r) is not None]
-
-
 def _decoded_run(
+    config: AirCastConfig,
     cache: RawCache,
-    requests: Sequence[SourceRequest],
     day: dt.date,
     grid: TargetGrid,
     channels: Sequence[str],
     leads: Sequence[int],
 ) -> tuple[np.ndarray, list[str]]:
-    """One run's fields on the grid: (lead, channel, lat, lon) float32, NaN where absent."""
-    out = np.full((len(leads), len(channels), *grid.shape), np.nan, np.float32)
-    ids: list[str] = []
-    for req in requests:
-        if req.day != day:
-            continue
-        path = cache.existing_file(req)
-        if path is None:
-            continue
-        entry = cache.lookup(req.key)
-        ids.append(entry.request_id if entry is not None and entry.request_id else req.key)
-        on_grid = cams_on_grid(decode_product(path, req.parsed()), grid, channels, leads)
-        values = on_grid.values[0]
-        filled = np.isfinite(values)
-        out[filled] = values[filled]
-    return out, ids
+    """One run's fields on the grid, (lead, channel, lat, lon) float32 NaN where absent, and
+    the request ids of its files."""
+    run = CAMS_FORECAST_SOURCE.run(config, cache, day, grid, channels, leads)
+    return run.values, request_ids(cache, run.fields.read)
 
 
 def _static_fields(store: TrainingStore, names: Sequence[str]) -> np.ndarray:
@@ -147,25 +119,19 @@ def load_initial_conditions(
     InputError
         When a run it needs is not in the raw cache, naming the run and how to ingest it.
     """
-    grid = TargetGrid(
-        np.asarray(store.ds["latitude"].values),
-        np.asarray(store.ds["longitude"].values),
-        config.grid.resolution,
-    )
+    grid = store.grid
     names = store.channel_names
     roles = {n: parse_channel(n).spec.role for n in names}
     dynamic = [n for n in names if roles[n] is not Role.STATIC]
     accumulated = [n for n in dynamic if parse_channel(n).spec.time_kind is TimeKind.ACCUMULATED]
     instant = [n for n in dynamic if n not in accumulated]
-    cache = RawCache(config.paths.raw)
-    requests = ic_requests(config, day)
+    cache = raw_cache(config)
     previous = day - dt.timedelta(days=1)
     wanted = [previous] if previous_cycle or accumulated else []
     if not previous_cycle:
         wanted.append(day)
     for run_day in wanted:
-        planned = [r for r in requests if r.day == run_day]
-        if len(_cached(cache, planned, run_day)) < len(planned):
+        if CAMS_FORECAST_SOURCE.absent(config, cache, run_day, run_day):
             raise InputError(
                 f"the CAMS global forecast of {run_day} 00 UTC is not in the raw cache "
                 f"{config.paths.raw}; ingest it first: `aircast ingest {run_day} {run_day} "
@@ -176,7 +142,7 @@ def load_initial_conditions(
     index = {n: i for i, n in enumerate(names)}
     ids: list[str] = []
     if previous_cycle:
-        run, run_ids = _decoded_run(cache, requests, previous, grid, dynamic, (24,))
+        run, run_ids = _decoded_run(config, cache, previous, grid, dynamic, (24,))
         for c, name in enumerate(dynamic):
             if name not in accumulated:
                 values[index[name]] = run[0, c]
@@ -186,15 +152,13 @@ def load_initial_conditions(
             "was missing or unhealthy)"
         )
     else:
-        run, run_ids = _decoded_run(cache, requests, day, grid, instant, (0,))
+        run, run_ids = _decoded_run(config, cache, day, grid, instant, (0,))
         for c, name in enumerate(instant):
             values[index[name]] = run[0, c]
         ids += run_ids
         source = f"{CAMS_FORECAST} {day} 00 UTC at lead 0"
     if accumulated:
-        run, run_ids = _decoded_run(
-            cache, requests, previous, grid, accumulated, ACCUMULATION_LEADS
-        )
+        run, run_ids = _decoded_run(config, cache, previous, grid, accumulated, ACCUMULATION_LEADS)
         for c, name in enumerate(accumulated):
             # an accumulation cannot shrink; rounding in the GRIB packing can make it do so
             values[index[name]] = np.maximum(run[1, c] - run[0, c], 0.0)
@@ -275,11 +239,7 @@ def check_health(
     Static channels are the store's own fields and are not checked.
     """
     stats = store.statistics
-    weights = TargetGrid(
-        np.asarray(store.ds["latitude"].values),
-        np.asarray(store.ds["longitude"].values),
-        float(store.recipe.get("grid", {}).get("resolution", 1.0)),
-    ).area_weights()[:, None]
+    weights = store.grid.area_weights()[:, None]
     out = []
     for i, name in enumerate(ic.channels):
         spec = parse_channel(name).spec

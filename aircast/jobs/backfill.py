@@ -23,10 +23,10 @@ from typing import Any
 import numpy as np
 
 from aircast.config import AirCastConfig
+from aircast.dates import DateError, parse_range
 from aircast.errors import AirCastError
 from aircast.forecast.publish import published_init_times
 from aircast.jobs.executor import Executor, ThreadExecutor, report_key
-from aircast.sources.ingest import DateError, parse_range
 
 LOG = logging.getLogger(__name__)
 

@@ -35,7 +35,6 @@ from aircast.jobs.executor import DaskExecutor, Executor, ThreadExecutor, report
 from aircast.sources.ingest import raw_cache
 from aircast.store.build import (
     PartResult,
-    check_inputs,
     extend_store,
     finalise_store,
     init_store,
@@ -43,6 +42,7 @@ from aircast.store.build import (
     part_statuses,
     verify_store,
 )
+from aircast.store.inputs import check_inputs
 from aircast.store.reader import TrainingStore, open_store
 from aircast.store.schema import StoreError, iso_hour
 

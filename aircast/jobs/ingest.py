@@ -34,10 +34,12 @@ from aircast.config import AirCastConfig
 from aircast.errors import DataStoreError
 from aircast.jobs.executor import Executor, ThreadExecutor
 from aircast.sandbox.runtime import datastore_endpoints
+from aircast.sources.base import Source
 from aircast.sources.cache import RawCache
 from aircast.sources.datastore import Endpoint, KeyResolver, Store
 from aircast.sources.fetch import FetchReport, FetchResult, is_cached
-from aircast.sources.ingest import Source, fetch_one, plan, raw_cache
+from aircast.sources.ingest import fetch_one, raw_cache
+from aircast.sources.registry import get_source
 from aircast.sources.requests import SourceRequest
 
 LOG = logging.getLogger(__name__)
@@ -198,7 +200,7 @@ def run_ingest(
     chosen = tuple(dict.fromkeys(sources))
     # plan every source first: a range that one dataset lacks must fail the run before another
     # source's requests are sent and cached (and before the clients contact the stores)
-    plans = {source: plan(config, source, start, end) for source in chosen}
+    plans = {source: get_source(source).requests(config, start, end) for source in chosen}
     span = f"{start}..{end}"
     requests = _interleaved([r for reqs in plans.values() for r in reqs])
     source_of = {r.key: source for source, reqs in plans.items() for r in reqs}

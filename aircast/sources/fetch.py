@@ -44,7 +44,8 @@ class FetchResult:
     quarantined: int = 0
     error: str | None = None
     #: The store itself could not be used (unreachable, or it refused the key): every other
-    #: request to it would fail the same way, so :func:`fetch_all` stops sending to it.
+    #: request to it would fail the same way, so the ingest job (:mod:`aircast.jobs.ingest`)
+    #: stops sending to it.
     store_unusable: bool = False
 
 

@@ -1,76 +1,26 @@
-"""Ingestion: which requests a source needs for a date range, and running them.
+"""Ingestion: fetching what sources need for a date range into the raw cache.
 
-The ingest job (:mod:`aircast.jobs.ingest`, behind ``aircast ingest`` and the ingest flows)
-plans with :func:`plan` and fetches each request with :func:`fetch_one`, so every face shares
-the same cache, clients and verification: a run started one way is finished the other way
-without fetching anything twice.
+Which requests a source needs is the source's own answer
+(:func:`aircast.sources.registry.get_source`); the ingest job (:mod:`aircast.jobs.ingest`,
+behind ``aircast ingest`` and the ingest flows) decides which run and fetches each with
+:func:`fetch_one`, so every face shares the same cache, clients and verification: a run started
+one way is finished the other way without fetching anything twice.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
 
 from aircast.config import AirCastConfig
-from aircast.errors import AirCastError
 from aircast.sources.cache import RawCache
-from aircast.sources.cams import eac4_requests, forecast_requests
 from aircast.sources.datastore import DataStoreClient, Endpoint, RetryPolicy
 from aircast.sources.decode import verify_product
-from aircast.sources.era5 import era5_requests
 from aircast.sources.fetch import FetchResult, fetch_request
 from aircast.sources.requests import SourceRequest
 
-Source = Literal["era5", "eac4", "forecast"]
-SOURCES: tuple[Source, ...] = ("era5", "eac4", "forecast")
-
 LOG = logging.getLogger(__name__)
-
-
-class DateError(AirCastError, ValueError):
-    """A date typed by a person (CLI option, flow parameter) that is not usable."""
-
-
-def parse_day(value: str | dt.date, name: str) -> dt.date:
-    """An ISO ``YYYY-MM-DD`` string (or a date) as a date, with a clear error otherwise."""
-    if isinstance(value, dt.date):
-        return value
-    try:
-        return dt.date.fromisoformat(str(value).strip())
-    except ValueError:
-        raise DateError(
-            f"{name} = {value!r} is not a date; write it as YYYY-MM-DD, e.g. 2019-06-01"
-        ) from None
-
-
-def parse_range(start: str | dt.date, end: str | dt.date) -> tuple[dt.date, dt.date]:
-    """Validate an inclusive date range typed by a person."""
-    first, last = parse_day(start, "start"), parse_day(end, "end")
-    if last < first:
-        raise DateError(f"end {last} is before start {first}; swap them")
-    return first, last
-
-
-def plan(
-    config: AirCastConfig, source: Source, start: dt.date, end: dt.date
-) -> list[SourceRequest]:
-    """The canonical requests ``source`` needs for ``start``..``end`` (validated, not sent).
-
-    Raises
-    ------
-    RequestError
-        When the store's form would reject one of them (e.g. dates the dataset lacks).
-    """
-    if source == "era5":
-        return era5_requests(config, start, end)
-    if source == "eac4":
-        return eac4_requests(config, start, end)
-    if source == "forecast":
-        return forecast_requests(config, start, end)
-    raise DateError(f"unknown source {source!r}; choose one of {', '.join(SOURCES)}")
 
 
 def raw_cache(config: AirCastConfig) -> RawCache:

@@ -32,33 +32,41 @@ a missing day: silently building holes because an ingestion was forgotten would 
 
 The store holds no timestamps or other run-dependent values, so two builds of the same
 recipe from the same raw cache are byte-identical, whatever the order and parallelism.
+
+The stages' parts live beside this module: what a config asks of its store
+(:mod:`aircast.store.layout`), the raw inputs of a span and their digest
+(:mod:`aircast.store.inputs`), loading a span of days through its sources
+(:mod:`aircast.store.days`), and the zarr arrays, codecs and attributes
+(:mod:`aircast.store.arrays`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import logging
 import time
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import xarray as xr
 import zarr
-from zarr.codecs import BloscCodec, BloscShuffle, ZstdCodec
 
-from aircast.align.grid import GridError, TargetGrid, regrid_conservative
-from aircast.align.time import STEP_HOURS, align_time, axis_times, covered_times
-from aircast.config import TRAINING_SOURCE, AirCastConfig
-from aircast.sources.cache import ManifestEntry, RawCache
-from aircast.sources.decode import decode_product
-from aircast.sources.ingest import Source, plan, raw_cache
-from aircast.sources.requests import SourceRequest
+from aircast.align.time import STEP_HOURS, axis_times
+from aircast.config import AirCastConfig
+from aircast.sources.ingest import raw_cache
 from aircast.store import coordinates, location
+from aircast.store.arrays import (
+    FIELDS_CODEC,
+    SMALL_CODEC,
+    create_array,
+    root_attrs,
+    time_axis_attrs,
+)
+from aircast.store.days import LoadedDays, StoreBuildError, load_days
+from aircast.store.inputs import inputs_digest, raw_inputs
+from aircast.store.layout import STEPS_PER_DAY, Layout, log_scale_of
 from aircast.store.schema import (
     BUILD_GROUP,
     CHANNEL,
@@ -92,379 +100,14 @@ from aircast.store.schema import (
     iso_hour,
     read_array,
     recipe_differences,
-    recipe_fingerprint,
-    recipe_of,
 )
-from aircast.store.stats import HIST_BINS, Moments, PartStatistics, histogram_edges, log_scale
-from aircast.vocab import ERA5_PRESSURE, ERA5_SINGLE, Channel, LevelType, Role
+from aircast.store.stats import HIST_BINS, Moments, PartStatistics
 
 LOG = logging.getLogger(__name__)
-
-TRAINING_SOURCES: tuple[Source, ...] = ("era5", "eac4")
-STEPS_PER_DAY = 24 // STEP_HOURS
-
-#: ``fields`` chunks: Blosc-zstd with byte shuffle (float32 fields compress ~2× better
-#: shuffled); deterministic, so equal values give equal bytes.
-_FIELDS_CODEC = BloscCodec(cname="zstd", clevel=5, shuffle=BloscShuffle.shuffle, typesize=4)
-_SMALL_CODEC = ZstdCodec(level=3)
-
-
-class NotIngestedError(StoreError):
-    """Raw inputs that the build needs and that were never (or not yet) ingested."""
-
-
-class StoreBuildError(StoreError):
-    """Delivered data that cannot go into the store (non-finite values, no training data)."""
 
 
 class VerificationError(StoreError):
     """A store that fails :func:`verify_store`; the message lists every problem."""
-
-
-# ---------------------------------------------------------------------------------------------
-# What a config asks of its store
-
-
-def _source_dataset(channel: Channel) -> str:
-    """The dataset a channel's training values come from."""
-    if channel.spec.role is Role.WEATHER:
-        return ERA5_PRESSURE if channel.spec.level_type is LevelType.PRESSURE else ERA5_SINGLE
-    return TRAINING_SOURCE[channel.spec.role][0]
-
-
-@dataclass(frozen=True)
-class Layout:
-    """Everything the stages derive from a config, computed in one place.
-
-    Attributes
-    ----------
-    channels
-        In store order (weather, pollutants, static).
-    sources
-        The dataset each channel comes from, same order.
-    first_day, last_day
-        The recipe's span (first and last day over all periods).
-    positive
-        Indices of the ``positive`` channels; ``offsets`` their log offsets, shape (P,).
-    pollutants
-        Indices of the pollutant channels; ``edges`` their histogram edges, shape
-        (n_pollutants, HIST_BINS + 1).
-    """
-
-    config: AirCastConfig
-    url: str
-    storage_options: Mapping[str, Any]
-    channels: tuple[Channel, ...]
-    sources: tuple[str, ...]
-    grid: TargetGrid
-    first_day: dt.date
-    last_day: dt.date
-    part_days: int
-    recipe: Mapping[str, Any]
-    fingerprint: str
-    positive: tuple[int, ...]
-    offsets: np.ndarray
-    pollutants: tuple[int, ...]
-    edges: np.ndarray
-
-    @classmethod
-    def from_config(cls, config: AirCastConfig) -> Layout:
-        channels = tuple(config.variables.channels())
-        first, last = config.periods.span()
-        positive = tuple(i for i, c in enumerate(channels) if c.spec.positive)
-        offsets = np.array(
-            [_scale(channels[i]).offset for i in positive], dtype=np.float64
-        ).reshape(-1)
-        pollutants = tuple(i for i, c in enumerate(channels) if c.spec.role is Role.POLLUTANT)
-        edges = np.array([histogram_edges(channels[i]) for i in pollutants], np.float64).reshape(
-            len(pollutants), HIST_BINS + 1
-        )
-        recipe = recipe_of(config)
-        return cls(
-            config=config,
-            url=config.store_url,
-            storage_options=dict(config.store.storage_options),
-            channels=channels,
-            sources=tuple(_source_dataset(c) for c in channels),
-            grid=TargetGrid.from_config(config),
-            first_day=first,
-            last_day=last,
-            part_days=config.store.part_days,
-            recipe=recipe,
-            fingerprint=recipe_fingerprint(recipe),
-            positive=positive,
-            offsets=offsets,
-            pollutants=pollutants,
-            edges=edges,
-        )
-
-    @property
-    def n_parts(self) -> int:
-        days = (self.last_day - self.first_day).days + 1
-        return int(-(-days // self.part_days))
-
-    def part_range(self, index: int) -> tuple[dt.date, dt.date]:
-        """First and last day of part ``index``."""
-        if not 0 <= index < self.n_parts:
-            raise StoreError(
-                f"part {index} does not exist: the recipe's {self.first_day}..{self.last_day} "
-                f"makes parts 0..{self.n_parts - 1} of {self.part_days} days"
-            )
-        first = self.first_day + dt.timedelta(days=index * self.part_days)
-        last = min(first + dt.timedelta(days=self.part_days - 1), self.last_day)
-        return first, last
-
-    def time_index(self, day: dt.date) -> int:
-        """Index on the store's time axis of 00 UTC of ``day``."""
-        return int((day - self.first_day).days * STEPS_PER_DAY)
-
-    def training(self, times: np.ndarray) -> np.ndarray:
-        """Which ``times`` fall in the training period, bool, shape (n,)."""
-        train = self.config.periods.train
-        start = np.datetime64(train.start.isoformat(), "ns")
-        end = np.datetime64((train.end + dt.timedelta(days=1)).isoformat(), "ns")
-        mask: np.ndarray = (times >= start) & (times < end)
-        return mask
-
-
-def _scale(channel: Channel) -> Any:
-    scale = log_scale(channel)
-    assert scale is not None
-    return scale
-
-
-# ---------------------------------------------------------------------------------------------
-# Raw inputs: which files a range of days needs, and whether the stores delivered them
-
-Lookup = Callable[[str], ManifestEntry | None]
-
-
-@dataclass(frozen=True)
-class _Input:
-    """One request the build reads: its file, or None when the store did not deliver it."""
-
-    request: SourceRequest
-    path: Path | None
-    status: str
-    sha256: str | None
-    note: str = ""
-
-
-def _requests(layout: Layout, first: dt.date, last: dt.date) -> list[SourceRequest]:
-    """The raw requests behind days ``first``..``last``, static fields excepted."""
-    out: list[SourceRequest] = []
-    for source in TRAINING_SOURCES:
-        out.extend(r for r in plan(layout.config, source, first, last) if r.group != "static")
-    return out
-
-
-def _static_request(layout: Layout, cache: RawCache, lookup: Lookup) -> SourceRequest | None:
-    """The request holding the static fields: the one for the recipe's first day, or else
-    the earliest complete one for the same fields and area (ingested in another batch)."""
-    wanted = [
-        r
-        for r in plan(layout.config, "era5", layout.first_day, layout.first_day)
-        if r.group == "static"
-    ]
-    if not wanted:
-        return None
-    request = wanted[0]
-    entry = lookup(request.key)
-    if entry is not None and entry.status == "complete" and cache.existing_file(request):
-        return request
-    undated = _undated(request.request)
-    for other in cache.entries("complete"):
-        if (
-            other.dataset == request.dataset
-            and other.group == "static"
-            and _undated(other.request) == undated
-        ):
-            candidate = SourceRequest(other.dataset, other.request, other.day, other.group)
-            if cache.existing_file(candidate):
-                return candidate
-    if entry is None:
-        _explain_absent(layout, cache, [request])  # another area cached is a GridError
-    raise NotIngestedError(
-        f"the static fields ({', '.join(request.parsed().variables)}) are not in the raw cache "
-        f"{cache.root}: ingest them with `aircast ingest CONFIG --start {layout.first_day} "
-        f"--end {layout.first_day} --source era5`"
-    )
-
-
-def _undated(request: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in request.items() if k not in {"year", "month", "day", "date"}}
-
-
-def _inputs(
-    layout: Layout, cache: RawCache, first: dt.date, last: dt.date, lookup: Lookup | None = None
-) -> list[_Input]:
-    """Every raw input of days ``first``..``last`` (static fields first) and its state.
-
-    Raises
-    ------
-    GridError
-        When the cache holds these days for another area (another region or grid).
-    NotIngestedError
-        When some were never ingested, or are still being fetched.
-    """
-    lookup = lookup or cache.lookup
-    requests = _requests(layout, first, last)
-    static = _static_request(layout, cache, lookup)
-    if static is not None:
-        requests.insert(0, static)
-    inputs: list[_Input] = []
-    absent: list[SourceRequest] = []
-    in_flight: list[SourceRequest] = []
-    for request in requests:
-        entry = lookup(request.key)
-        if entry is None:
-            absent.append(request)
-        elif entry.status == "submitted":
-            in_flight.append(request)
-        elif entry.status == "failed":
-            inputs.append(_Input(request, None, "failed", None, entry.error or "failed"))
-        else:
-            path = cache.existing_file(request)
-            note = "" if path else "manifest says complete but the file is gone"
-            status = "complete" if path else "absent"
-            inputs.append(_Input(request, path, status, entry.sha256 if path else None, note))
-    if absent:
-        _explain_absent(layout, cache, absent)
-    if in_flight:
-        raise NotIngestedError(
-            f"{len(in_flight)} raw requests ({_labels(in_flight)}) were submitted but are not "
-            "complete yet: let the running ingestion finish, or rerun `aircast ingest` for "
-            "those days to resume them"
-        )
-    return inputs
-
-
-def _labels(requests: Sequence[SourceRequest], limit: int = 4) -> str:
-    shown = ", ".join(r.label for r in requests[:limit])
-    return shown + (f" and {len(requests) - limit} more" if len(requests) > limit else "")
-
-
-def _explain_absent(layout: Layout, cache: RawCache, absent: list[SourceRequest]) -> None:
-    """Raise the clearest error for requests the manifest has never seen."""
-    by_slot: dict[tuple[str, dt.date, str], ManifestEntry] = {}
-    for entry in cache.entries():
-        by_slot.setdefault((entry.dataset, entry.day, entry.group), entry)
-    for request in absent:
-        other = by_slot.get((request.dataset, request.day, request.group))
-        if other is None:
-            continue
-        theirs, ours = other.request.get("area"), request.request.get("area")
-        if theirs != ours:
-            raise GridError(
-                f"the raw cache {cache.root} holds {request.label} for area {theirs} "
-                "(north, west, south, east), but this recipe's region "
-                f"{layout.config.region.as_area()} at {layout.config.grid.resolution}° needs "
-                f"area {ours}: the data were ingested for another region or grid; ingest again "
-                "with this config (`aircast ingest`), or set paths.root to this recipe's cache"
-            )
-        diff = "; ".join(recipe_differences(_undated(other.request), _undated(request.request)))
-        diff = diff.replace("the store has", "cached").replace("the config has", "needed")
-        raise NotIngestedError(
-            f"the raw cache {cache.root} holds {request.label} for another request ({diff}): "
-            "the variables or format changed since ingestion; ingest again with this config"
-        )
-    days = sorted({r.day for r in absent})
-    raise NotIngestedError(
-        f"{len(absent)} raw requests ({_labels(absent)}) were never ingested into {cache.root}: "
-        f"run `aircast ingest CONFIG --start {days[0]} --end {days[-1]}` first"
-    )
-
-
-def _digest(inputs: Sequence[_Input]) -> str:
-    """sha256 over the inputs' keys, states and file hashes: a part is current while it holds."""
-    text = "\n".join(
-        f"{i.request.key} {i.status} {i.sha256 or '-'}"
-        for i in sorted(inputs, key=lambda i: i.request.key)
-    )
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-# ---------------------------------------------------------------------------------------------
-# Loading days: decode → regrid → align → stack
-
-
-@dataclass(frozen=True)
-class _Loaded:
-    """Aligned fields of a range of days.
-
-    Attributes
-    ----------
-    times
-        datetime64[ns], shape (n,).
-    values
-        float32, shape (n, n_channels, n_lat, n_lon), NaN at missing times.
-    missing
-        bool, shape (n,).
-    notes
-        Why inputs were missing (for the log).
-    digest
-        :func:`_digest` of the inputs.
-    """
-
-    times: np.ndarray
-    values: np.ndarray
-    missing: np.ndarray
-    notes: tuple[str, ...]
-    digest: str
-
-
-def _load_days(layout: Layout, first: dt.date, last: dt.date) -> _Loaded:
-    """Read, regrid and align the raw inputs of days ``first``..``last``."""
-    times = axis_times(first, last)
-    cache = raw_cache(layout.config)
-    inputs = _inputs(layout, cache, first, last)
-    pieces: dict[tuple[str, str], list[xr.DataArray]] = {}
-    for item in inputs:
-        if item.path is None:
-            continue
-        decoded = decode_product(item.path, item.request.parsed())
-        # each file is regridded on its own, so a day's values never depend on which other
-        # days share its part (parts of any length give the same bytes)
-        regridded = regrid_conservative(decoded, layout.grid)
-        for name in regridded.data_vars:
-            pieces.setdefault((item.request.dataset, str(name)), []).append(regridded[name])
-    n_lat, n_lon = layout.grid.shape
-    values = np.full((times.size, len(layout.channels), n_lat, n_lon), np.nan, np.float32)
-    available = np.ones(times.size, dtype=bool)
-    per_channel: list[xr.Dataset] = []
-    for channel, source in zip(layout.channels, layout.sources, strict=True):
-        found = pieces.get((source, channel.variable), [])
-        if not found:
-            available[:] = False
-            per_channel.append(xr.Dataset())
-            continue
-        da = xr.concat(found, dim="time") if len(found) > 1 else found[0]
-        da = da.sortby("time")
-        if channel.level is not None:
-            da = da.sel(level=channel.level, drop=True)
-        single = xr.Dataset({channel.variable: da})
-        available &= covered_times(single, times)
-        per_channel.append(single)
-    if available.any():
-        for index, (channel, single) in enumerate(zip(layout.channels, per_channel, strict=True)):
-            aligned = align_time(single, times[available])[channel.variable]
-            values[available, index] = aligned.transpose("time", "latitude", "longitude").values
-        _require_finite(layout, times[available], values[available])
-    notes = tuple(f"{i.request.label}: {i.note}" for i in inputs if i.path is None)
-    return _Loaded(times, values, ~available, notes, _digest(inputs))
-
-
-def _require_finite(layout: Layout, times: np.ndarray, values: np.ndarray) -> None:
-    bad = ~np.isfinite(values)
-    if not bad.any():
-        return
-    t, c = (int(i[0]) for i in np.nonzero(bad.any(axis=(2, 3))))
-    raise StoreBuildError(
-        f"channel {layout.channels[c].name} at {iso_hour(times[t])} has "
-        f"{int(bad[t, c].sum())} non-finite values after regridding although its input was "
-        "delivered; the raw file holds gaps: check it with aircast.sources.decode, delete it "
-        "from the raw cache and ingest that day again"
-    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -515,87 +158,6 @@ def _check_identity(group: zarr.Group, layout: Layout) -> None:
 # init
 
 
-def _time_axis(times: np.ndarray) -> dict[str, Any]:
-    return {
-        "start": iso_hour(times[0]),
-        "end": iso_hour(times[-1]),
-        "step_hours": STEP_HOURS,
-        "n_times": int(times.size),
-    }
-
-
-def _root_attrs(layout: Layout, times: np.ndarray, state: str) -> dict[str, Any]:
-    grid = layout.grid
-    north, west, south, east = grid.cell_bounds()
-    train = layout.config.periods.train
-    attrs: dict[str, Any] = {
-        "aircast_store": STORE_KIND,
-        "schema_version": SCHEMA_VERSION,
-        "title": "AirCast training store",
-        "conventions": "CF-1.10 (coordinates and time encoding)",
-        "recipe": dict(layout.recipe),
-        "recipe_fingerprint": layout.fingerprint,
-        "grid": {
-            "resolution": grid.resolution,
-            "n_lat": grid.shape[0],
-            "n_lon": grid.shape[1],
-            "first_latitude": float(grid.latitudes[0]),
-            "last_latitude": float(grid.latitudes[-1]),
-            "first_longitude": float(grid.longitudes[0]),
-            "last_longitude": float(grid.longitudes[-1]),
-            "cell_bounds": {"north": north, "west": west, "south": south, "east": east},
-            "regridding": "conservative (xarray-regrid), area-weighted",
-        },
-        "time_axis": _time_axis(times),
-        "recipe_days": {"first": layout.first_day.isoformat(), "last": layout.last_day.isoformat()},
-        "part_days": layout.part_days,
-        "n_parts": layout.n_parts,
-        "statistics": {
-            "period": {"start": train.start.isoformat(), "end": train.end.isoformat()},
-            "over": "every grid cell of every non-missing time of the training period, unweighted",
-            "std": "population standard deviation (ddof 0)",
-            "log_transform": "log(max(x, 0) + channel_log_offset) for positive channels",
-            "merge": "per part float64 count/mean/M2, merged in part order (Chan et al.)",
-            "histogram": f"{HIST_BINS} uniform log-space bins between fixed edges, plus "
-            "underflow (bin 0) and overflow (last bin)",
-        },
-        "state": state,
-    }
-    return attrs
-
-
-def _create_array(
-    group: zarr.Group,
-    name: str,
-    data: np.ndarray | None,
-    dims: tuple[str, ...],
-    *,
-    shape: tuple[int, ...] | None = None,
-    dtype: Any = None,
-    chunks: tuple[int, ...] | None = None,
-    fill_value: Any = None,
-    attrs: Mapping[str, Any] | None = None,
-    codec: Any = _SMALL_CODEC,
-) -> zarr.Array:
-    shape = shape if shape is not None else (data.shape if data is not None else ())
-    dtype = dtype if dtype is not None else (data.dtype if data is not None else None)
-    is_str = dtype is str
-    array = group.create_array(
-        name,
-        shape=shape,
-        dtype=dtype,
-        chunks=chunks if chunks is not None else tuple(max(1, s) for s in shape),
-        fill_value=fill_value,
-        dimension_names=dims,
-        attributes=dict(attrs or {}),
-        compressors=None if is_str else codec,
-        overwrite=True,
-    )
-    if data is not None and data.size:
-        array[...] = data
-    return array
-
-
 def init_store(config: AirCastConfig) -> None:
     """Create the store for ``config`` (idempotent).
 
@@ -627,7 +189,7 @@ def init_store(config: AirCastConfig) -> None:
         store,  # type: ignore[arg-type]
         mode="w",
         zarr_format=3,
-        attributes=_root_attrs(layout, times, "initialising"),
+        attributes=root_attrs(layout, times, "initialising"),
     )
     _write_coordinates(group, layout, times)
     group.attrs.update({"state": "building"})
@@ -652,7 +214,7 @@ def _write_coordinates(group: zarr.Group, layout: Layout, times: np.ndarray) -> 
             coordinates.latitude(grid.latitudes, axis="Y"),
             coordinates.longitude(grid.longitudes, axis="X"),
         ],
-        compressors=_SMALL_CODEC,
+        compressors=SMALL_CODEC,
     )
     meta: dict[str, tuple[np.ndarray, Any, str]] = {
         "channel_variable": (np.array([c.variable for c in channels]), str, "vocabulary variable"),
@@ -677,28 +239,27 @@ def _write_coordinates(group: zarr.Group, layout: Layout, times: np.ndarray) -> 
         ),
         "channel_log_offset": (
             np.array(
-                [_scale(c).offset if c.spec.positive else np.nan for c in channels], np.float64
+                [log_scale_of(c).offset if c.spec.positive else np.nan for c in channels],
+                np.float64,
             ),
             None,
             "offset of the log transform log(max(x, 0) + offset); NaN if not positive",
         ),
     }
     for name, (data, dtype, description) in meta.items():
-        _create_array(
-            group, name, data, (CHANNEL,), dtype=dtype, attrs={"description": description}
-        )
+        create_array(group, name, data, (CHANNEL,), dtype=dtype, attrs={"description": description})
     pollutant_names = np.array([channels[i].name for i in layout.pollutants])
-    _create_array(group, POLLUTANT, pollutant_names, (POLLUTANT,), dtype=str)
+    create_array(group, POLLUTANT, pollutant_names, (POLLUTANT,), dtype=str)
     n_p = len(layout.pollutants)
     hist_attrs = {"bins": "bin 0: underflow; 1..N: [e[i-1], e[i]); N+1: overflow"}
-    _create_array(
+    create_array(
         group,
         HIST_EDGES_LOG,
         layout.edges,
         (POLLUTANT, HIST_EDGE),
         attrs={"description": "fixed edges of log(max(x, 0) + channel_log_offset)"},
     )
-    _create_array(
+    create_array(
         group,
         HIST_EDGES_NORMALISED,
         None,
@@ -708,7 +269,7 @@ def _write_coordinates(group: zarr.Group, layout: Layout, times: np.ndarray) -> 
         fill_value=np.nan,
         attrs={"description": "(hist_edges_log - stat_log_mean) / stat_log_std"},
     )
-    _create_array(
+    create_array(
         group,
         HIST_COUNTS,
         None,
@@ -726,7 +287,7 @@ def _write_coordinates(group: zarr.Group, layout: Layout, times: np.ndarray) -> 
         ("stat_log_mean", np.float64, np.nan, "training-period mean of the log transform"),
         ("stat_log_std", np.float64, np.nan, "training-period std of the log transform"),
     ):
-        _create_array(
+        create_array(
             group,
             name,
             None,
@@ -736,7 +297,7 @@ def _write_coordinates(group: zarr.Group, layout: Layout, times: np.ndarray) -> 
             fill_value=fill,
             attrs={"description": description},
         )
-    _create_array(
+    create_array(
         group,
         MISSING_TIMES,
         None,
@@ -747,7 +308,7 @@ def _write_coordinates(group: zarr.Group, layout: Layout, times: np.ndarray) -> 
         fill_value=0,
         attrs={**TIME_ATTRS, "description": "times of the axis without data"},
     )
-    _create_array(
+    create_array(
         group,
         FIELDS,
         None,
@@ -760,7 +321,7 @@ def _write_coordinates(group: zarr.Group, layout: Layout, times: np.ndarray) -> 
             "long_name": "AirCast training fields (units per channel: channel_units)",
             "coordinates": " ".join(CHANNEL_META),
         },
-        codec=_FIELDS_CODEC,
+        codec=FIELDS_CODEC,
     )
     group.require_group(BUILD_GROUP)
 
@@ -802,7 +363,7 @@ def load_part(config: AirCastConfig, part_index: int) -> PartResult:
     group = _open(layout)
     first, last = layout.part_range(part_index)
     # all reading and computing happens before the first write, so a bad input changes nothing
-    loaded = _load_days(layout, first, last)
+    loaded = load_days(layout, first, last)
     train = layout.training(loaded.times) & ~loaded.missing
     stats = PartStatistics.from_fields(
         loaded.values[train], layout.positive, layout.offsets, layout.pollutants, layout.edges
@@ -838,7 +399,7 @@ def load_part(config: AirCastConfig, part_index: int) -> PartResult:
 
 
 def _part_attrs(
-    index: int, first: dt.date, last: dt.date, loaded: _Loaded, *, complete: bool
+    index: int, first: dt.date, last: dt.date, loaded: LoadedDays, *, complete: bool
 ) -> dict[str, Any]:
     return {
         "part_index": index,
@@ -851,14 +412,14 @@ def _part_attrs(
     }
 
 
-def _write_part_stats(part: zarr.Group, stats: PartStatistics, loaded: _Loaded) -> None:
+def _write_part_stats(part: zarr.Group, stats: PartStatistics, loaded: LoadedDays) -> None:
     for prefix, moments, dim in (("lin", stats.linear, CHANNEL), ("log", stats.log, "positive")):
-        _create_array(part, f"{prefix}_count", moments.count, (dim,))
-        _create_array(part, f"{prefix}_mean", moments.mean, (dim,))
-        _create_array(part, f"{prefix}_m2", moments.m2, (dim,))
-    _create_array(part, HIST_COUNTS, stats.hist_counts, (POLLUTANT, HIST_BIN))
+        create_array(part, f"{prefix}_count", moments.count, (dim,))
+        create_array(part, f"{prefix}_mean", moments.mean, (dim,))
+        create_array(part, f"{prefix}_m2", moments.m2, (dim,))
+    create_array(part, HIST_COUNTS, stats.hist_counts, (POLLUTANT, HIST_BIN))
     missing = encode_times(loaded.times[loaded.missing])
-    _create_array(part, MISSING_TIMES, missing, (MISSING,), shape=missing.shape, dtype=np.int64)
+    create_array(part, MISSING_TIMES, missing, (MISSING,), shape=missing.shape, dtype=np.int64)
 
 
 def _read_part(group: zarr.Group, index: int) -> tuple[PartStatistics, np.ndarray]:
@@ -1197,7 +758,7 @@ def extend_store(config: AirCastConfig, start: dt.date, end: dt.date) -> ExtendR
     day = first_new
     while day <= end:
         last = min(day + dt.timedelta(days=layout.part_days - 1), end)
-        loaded = _load_days(layout, day, last)
+        loaded = load_days(layout, day, last)
         begin = (day - store_first).days * STEPS_PER_DAY
         stop = begin + loaded.times.size
         if fields.shape[0] < stop:
@@ -1213,7 +774,7 @@ def extend_store(config: AirCastConfig, start: dt.date, end: dt.date) -> ExtendR
     current = read_array(group, MISSING_TIMES)
     added = np.concatenate(new_missing).astype(np.int64)
     _write_missing(group, np.unique(np.concatenate([current[current <= declared_end], added])))
-    group.attrs.update({"time_axis": _time_axis(times)})  # the declaration goes last
+    group.attrs.update({"time_axis": time_axis_attrs(times)})  # the declaration goes last
     _consolidate(layout)
     return ExtendResult(
         first_new, end, int(times.size - int(attrs["time_axis"]["n_times"])), int(added.size)
@@ -1237,24 +798,11 @@ def _stale_parts(layout: Layout, group: zarr.Group, resume: bool) -> list[int]:
             todo.append(index)
             continue
         first, last = layout.part_range(index)
-        if state.get("inputs_digest") != _digest(_inputs(layout, cache, first, last, entries.get)):
+        if state.get("inputs_digest") != inputs_digest(
+            raw_inputs(layout, cache, first, last, entries.get)
+        ):
             todo.append(index)
     return todo
-
-
-def check_inputs(config: AirCastConfig) -> None:
-    """Check that the raw cache holds (or the stores failed) every input of the recipe.
-
-    Raises
-    ------
-    NotIngestedError, GridError
-        Before any store is created or changed.
-    """
-    layout = Layout.from_config(config)
-    cache = raw_cache(config)
-    entries = {e.key: e for e in cache.entries()}
-    # the whole span at once, so the error names every day that is not there
-    _inputs(layout, cache, layout.first_day, layout.last_day, entries.get)
 
 
 @dataclass(frozen=True)
@@ -1265,7 +813,7 @@ class PartStatus:
     ----------
     current
         The part is complete and its raw inputs are unchanged since it was loaded: loading it
-        again would write the same bytes (the test :func:`build_store` resumes with).
+        again would write the same bytes (the test the build job resumes with).
     n_missing
         The part's missing times when it is current, else None.
     """

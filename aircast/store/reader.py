@@ -1,9 +1,9 @@
 """Reading the training store.
 
 :func:`open_store` checks the store against the contract and gives a :class:`TrainingStore`:
-the lazy xarray view (what ``xarray.open_zarr(url)`` gives), channel metadata, statistics and
-histograms as plain arrays, and :meth:`TrainingStore.read`, which refuses a range that
-contains a missing time instead of handing back silent NaNs.
+the lazy xarray view (what ``xarray.open_zarr(url)`` gives), its grid, channel metadata,
+statistics and histograms as plain arrays, and :meth:`TrainingStore.read`, which refuses a
+range that contains a missing time instead of handing back silent NaNs.
 """
 
 from __future__ import annotations

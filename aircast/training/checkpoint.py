@@ -7,10 +7,13 @@ one also holds the optimiser, scheduler, step and random-generator states. It is
 ``torch.save`` to a temporary name and renamed into place, and read with
 ``torch.load(weights_only=True)``: only tensors, numbers, strings and containers of them are
 accepted, so loading never unpickles arbitrary objects. Metadata is one JSON string.
+:func:`load_forecaster` turns a checkpoint back into the forecaster it was saved from, checked
+against the training store it will run on.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -22,7 +25,11 @@ from typing import Any
 import torch
 
 import aircast
+from aircast.data.dataset import Channels
 from aircast.errors import AirCastError
+from aircast.model.factory import new_forecaster
+from aircast.model.forecaster import DiurnalMean, Forecaster, ModelShape
+from aircast.store.reader import TrainingStore
 
 FORMAT = "aircast-checkpoint"
 FORMAT_VERSION = 1
@@ -220,3 +227,40 @@ def check_compatible(
             + "; use a checkpoint trained on this store, or train one with "
             "`aircast train CONFIG`"
         )
+
+
+def load_forecaster(
+    checkpoint: Checkpoint, store: TrainingStore, device: torch.device | str = "cpu"
+) -> Forecaster:
+    """The checkpoint's forecaster, checked against the store it will run on.
+
+    The architecture comes from the checkpoint's own recipe (not the config at hand), the
+    normaliser's statistics from its weights.
+
+    Raises
+    ------
+    CheckpointError
+        When the checkpoint was trained on another store or channel list.
+    """
+    meta = checkpoint.meta
+    pollutants_only = bool(meta.recipe.get("training", {}).get("pollutants_only", False))
+    channels = Channels.of_store(store.channel_names, pollutants_only=pollutants_only)
+    check_compatible(
+        meta,
+        store_fingerprint=store.fingerprint,
+        input_channels=channels.inputs,
+        target_channels=channels.targets,
+    )
+    settings = meta.recipe.get("model", {})
+    shape = ModelShape(
+        **{f.name: settings[f.name] for f in dataclasses.fields(ModelShape) if f.name in settings}
+    )
+    # a model trained with a diurnal climatology carries it; one without is persistence-based
+    climatology = (
+        DiurnalMean(checkpoint.model["climatology_hours"], checkpoint.model["climatology"])
+        if "climatology" in checkpoint.model
+        else None
+    )
+    model = new_forecaster(store, channels, shape, climatology=climatology)
+    model.load_state_dict(checkpoint.model)  # legacy keys were dropped by load_checkpoint
+    return model.to(device).eval()

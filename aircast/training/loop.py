@@ -33,8 +33,8 @@ import aircast
 from aircast.config import AirCastConfig
 from aircast.data.batch import Batch
 from aircast.data.dataset import Channels, StoreSamples
+from aircast.model.factory import new_forecaster, normaliser_of
 from aircast.model.forecaster import DiurnalMean, Forecaster, ModelShape
-from aircast.model.normaliser import Normaliser
 from aircast.store.reader import TrainingStore, open_store
 from aircast.training.checkpoint import (
     CheckpointError,
@@ -62,33 +62,12 @@ def pick_device(setting: str) -> torch.device:
     return torch.device("cpu")
 
 
-def normaliser_of(store: TrainingStore, channels: tuple[str, ...]) -> Normaliser:
-    """The store's training statistics for ``channels``, as a module with buffers."""
-    stats = store.statistics
-    idx = [stats.channels.index(c) for c in channels]
-
-    def pick(a: np.ndarray, fill: float) -> torch.Tensor:
-        values = np.asarray(a, dtype="float64")[idx]
-        return torch.from_numpy(np.where(np.isfinite(values), values, fill))
-
-    return Normaliser(
-        channels,
-        pick(stats.mean, 0.0),
-        pick(stats.std, 1.0),
-        pick(stats.log_mean, 0.0),
-        pick(stats.log_std, 1.0),
-        pick(stats.log_offset, 1.0),
-    )
-
-
 def build_model(config: AirCastConfig, store: TrainingStore) -> tuple[Forecaster, Channels]:
     """A fresh model for ``config`` on ``store``: its statistics and, for the
     ``climatology_anomaly`` residual, the training period's diurnal climatology."""
     channels = Channels.of_store(
         store.channel_names, pollutants_only=config.training.pollutants_only
     )
-    ds = store.ds
-    grid = (ds.sizes["latitude"], ds.sizes["longitude"])
     m = config.model
     shape = ModelShape(m.patch_size, m.width, m.depth, m.heads, m.mlp_ratio, m.dropout)
     normaliser = normaliser_of(store, channels.inputs)
@@ -96,9 +75,8 @@ def build_model(config: AirCastConfig, store: TrainingStore) -> tuple[Forecaster
     if m.residual == "climatology_anomaly":
         train = config.periods.train
         climatology = diurnal_mean(store, channels.targets, (train.start, train.end), normaliser)
-    return Forecaster(
-        shape, channels.inputs, channels.targets, grid, normaliser, climatology
-    ), channels
+    model = new_forecaster(store, channels, shape, normaliser=normaliser, climatology=climatology)
+    return model, channels
 
 
 def build_loss(config: AirCastConfig, store: TrainingStore, model: Forecaster) -> AirCastLoss:

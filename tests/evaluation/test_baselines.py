@@ -8,13 +8,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from aircast.align.grid import TargetGrid
-from aircast.evaluation.baselines import (
-    cams_channels,
-    cams_on_grid,
-    persistence,
-    training_climate,
-)
+from aircast.evaluation.baselines import persistence, training_climate
 
 LAT = np.array([30.0, 28.5])
 LON = np.array([10.0, 11.5, 13.0])
@@ -105,46 +99,3 @@ def test_training_percentile_matches_numpy() -> None:
     method = "inverted_cdf"
     assert climate.thresholds[0] == pytest.approx(np.percentile(t2m, 99, method=method), abs=0.05)
     assert climate.thresholds[1] == pytest.approx(np.percentile(pm, 99, method=method), rel=0.01)
-
-
-def test_cams_channels_are_the_pollutants_cams_forecasts() -> None:
-    assert cams_channels(["t2m", "pm2p5", "go3_925", "lsm", "pm10"]) == (
-        "pm2p5",
-        "go3_925",
-        "pm10",
-    )
-
-
-def test_cams_fields_are_regridded_and_take_the_channel_level() -> None:
-    # a 0.5° product over two 1.5° target cells wide: conservative means of 3x3 blocks
-    grid = TargetGrid(np.array([30.0, 28.5]), np.array([10.0, 11.5]), 1.5)
-    lat = np.round(np.arange(30.5, 27.5, -0.5), 6)  # cells cover 30.75..27.75
-    lon = np.round(np.arange(9.5, 12.5, 0.5), 6)
-    init = np.array(["2019-06-04"], dtype="datetime64[ns]")
-    leads = np.array([0, 3, 6], dtype="timedelta64[h]").astype("timedelta64[ns]")
-    shape = (1, 3, lat.size, lon.size)
-    pm = np.broadcast_to(np.arange(3.0)[None, :, None, None], shape) * 1e-9
-    go3 = np.stack([np.full(shape, 1.0), np.full(shape, 2.0)], axis=2)  # levels 850, 925
-    decoded = xr.Dataset(
-        {
-            "pm2p5": (("init_time", "lead_time", "latitude", "longitude"), pm),
-            "go3": (("init_time", "lead_time", "level", "latitude", "longitude"), go3),
-        },
-        coords={
-            "init_time": init,
-            "lead_time": leads,
-            "level": [850, 925],
-            "latitude": lat,
-            "longitude": lon,
-        },
-    )
-    out = cams_on_grid(decoded, grid, ["pm2p5", "go3_925", "no2_925"], [3, 6, 9])
-    assert out.dims == ("init_time", "lead_time", "channel", "latitude", "longitude")
-    assert out.shape == (1, 3, 3, 2, 2)
-    np.testing.assert_allclose(
-        out.sel(channel="pm2p5").values[0, :2], [[[1e-9] * 2] * 2, [[2e-9] * 2] * 2]
-    )
-    np.testing.assert_allclose(out.sel(channel="go3_925").values[0, :2], 2.0)
-    # a lead the product lacks, and a channel it does not hold, come out NaN
-    assert np.isnan(out.values[0, 2]).all()
-    assert np.isnan(out.sel(channel="no2_925").values).all()

@@ -33,8 +33,9 @@ from prefect.logging.handlers import APILogHandler
 
 from aircast.config import load_config
 from aircast.sandbox.server import SandboxServer
+from aircast.sources.base import Source
 from aircast.sources.cache import RawCache
-from aircast.sources.ingest import Source, plan
+from aircast.sources.registry import get_source
 from flows.ingest import (
     SECRET_BLOCKS,
     ingest_all,
@@ -86,10 +87,8 @@ def log_text(client: SyncPrefectClient, flow_run: UUID) -> str:
 
 def planned_keys(recipe: Path, source: Source, start: str, end: str) -> set[str]:
     config = load_config(recipe)
-    return {
-        r.key
-        for r in plan(config, source, dt.date.fromisoformat(start), dt.date.fromisoformat(end))
-    }
+    first, last = dt.date.fromisoformat(start), dt.date.fromisoformat(end)
+    return {r.key for r in get_source(source).requests(config, first, last)}
 
 
 def complete_keys(tmp_path: Path) -> set[str]:

@@ -32,9 +32,11 @@ from aircast.jobs.ingest import run_ingest
 from aircast.sandbox.faults import request_hash
 from aircast.sandbox.server import RequestStats, SandboxServer
 from aircast.sources.cache import RawCache, sha256_of
+from aircast.sources.cams import EAC4_SOURCE
 from aircast.sources.datastore import DataStoreClient, Endpoint, RetryPolicy, Secret
+from aircast.sources.era5 import ERA5_SOURCE
 from aircast.sources.fetch import FetchResult, fetch_request
-from aircast.sources.ingest import plan, verifier
+from aircast.sources.ingest import verifier
 from aircast.sources.requests import SourceRequest
 
 pytestmark = [
@@ -101,12 +103,12 @@ def client_for(server: SandboxServer, key: str = KEY, retry: RetryPolicy = FAST)
 
 
 def era5_request(tmp_path: Path, day: dt.date = DAY) -> SourceRequest:
-    (req,) = plan(small_config(tmp_path / "unused"), "era5", day, day)
+    (req,) = ERA5_SOURCE.requests(small_config(tmp_path / "unused"), day, day)
     return req
 
 
 def eac4_request(tmp_path: Path, day: dt.date = DAY) -> SourceRequest:
-    (req,) = plan(small_config(tmp_path / "unused"), "eac4", day, day)
+    (req,) = EAC4_SOURCE.requests(small_config(tmp_path / "unused"), day, day)
     return req
 
 

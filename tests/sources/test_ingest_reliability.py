@@ -41,8 +41,10 @@ from aircast.cli import app
 from aircast.config import AirCastConfig, load_config
 from aircast.sandbox.faults import FaultPlan, request_hash
 from aircast.sandbox.server import RequestStats, SandboxServer
+from aircast.sources.base import Source
 from aircast.sources.cache import RawCache, sha256_of
-from aircast.sources.ingest import Source, plan, retry_policy
+from aircast.sources.ingest import retry_policy
+from aircast.sources.registry import get_source
 from aircast.sources.requests import SourceRequest
 
 REPO = Path(__file__).resolve().parents[2]
@@ -103,7 +105,7 @@ def write_recipe(path: Path, raw: dict[str, Any]) -> Path:
 def planned(
     config: AirCastConfig, start: dt.date = START, end: dt.date = END
 ) -> list[SourceRequest]:
-    return [r for s in SOURCES for r in plan(config, s, start, end)]
+    return [r for s in SOURCES for r in get_source(s).requests(config, start, end)]
 
 
 def ingest_cli(config: Path, start: dt.date, end: dt.date, key: str | None = KEY) -> Any:

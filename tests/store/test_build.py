@@ -19,7 +19,8 @@ from aircast.align.time import align_time, axis_times
 from aircast.config import AirCastConfig
 from aircast.jobs.build import run_build
 from aircast.sources.decode import decode_product
-from aircast.sources.ingest import plan, raw_cache
+from aircast.sources.ingest import raw_cache
+from aircast.sources.registry import get_source
 from aircast.store.build import (
     extend_store,
     finalise_store,
@@ -39,12 +40,12 @@ from aircast.vocab import CAMS_EAC4, ERA5_SINGLE, parse_channel
 
 
 def _decoded(config: AirCastConfig, dataset: str, day: dt.date, group: str) -> xr.Dataset:
-    """Decode and regrid one raw request, found through the ingestion plan."""
+    """Decode and regrid one raw request, found among its source's requests."""
     source = "era5" if dataset == ERA5_SINGLE else "eac4"
     cache = raw_cache(config)
     (request,) = [
         r
-        for r in plan(config, source, day, day)
+        for r in get_source(source).requests(config, day, day)
         if r.group == group and r.dataset == dataset and r.day == day
     ]
     path = cache.existing_file(request)

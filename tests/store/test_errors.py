@@ -15,13 +15,13 @@ from aircast.align.grid import GridError
 from aircast.errors import AirCastError, ConfigError
 from aircast.jobs.build import run_build
 from aircast.store.build import (
-    NotIngestedError,
     extend_store,
     finalise_store,
     init_store,
     load_part,
     verify_store,
 )
+from aircast.store.inputs import NotIngestedError
 from aircast.store.reader import open_store
 from aircast.store.schema import RecipeMismatchError, SchemaError, StoreError, check_store
 

@@ -12,11 +12,11 @@ import pytest
 import xarray as xr
 from storetools import ConfigFactory, copy_raw
 
-import aircast.store.build as build_module
+import aircast.sources.base as sources_base
 from aircast.align.time import axis_times
 from aircast.jobs.build import run_build
 from aircast.sources.cache import RawCache
-from aircast.sources.ingest import plan
+from aircast.sources.registry import get_source
 from aircast.store.build import verify_store
 from aircast.store.reader import open_store
 from aircast.store.schema import MissingDataError
@@ -25,7 +25,8 @@ DAY = dt.date(2019, 6, 2)  # a training day
 
 
 def _requests(config: Any, source: str, day: dt.date, group: str) -> list[Any]:
-    return [r for r in plan(config, source, day, day) if r.group == group and r.day == day]
+    requests = get_source(source).requests(config, day, day)
+    return [r for r in requests if r.group == group and r.day == day]
 
 
 def _stats_without(reference: Path, drop: np.ndarray) -> dict[str, np.ndarray]:
@@ -114,7 +115,7 @@ def test_statistics_come_from_the_training_period_only(
     reference_store: Path, make_config: ConfigFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     train_end = dt.date(2019, 6, 3)
-    original = build_module.decode_product
+    original = sources_base.decode_product
 
     def perturbed(path: Any, parsed: Any) -> xr.Dataset:
         ds = original(path, parsed)
@@ -123,7 +124,7 @@ def test_statistics_come_from_the_training_period_only(
             return ds
         return ds.map(lambda v: v * 10 + 1, keep_attrs=True)  # other validation and test data
 
-    monkeypatch.setattr(build_module, "decode_product", perturbed)
+    monkeypatch.setattr(sources_base, "decode_product", perturbed)
     config = make_config()
     run_build(config)
     store, reference = open_store(config.store_url), open_store(str(reference_store))

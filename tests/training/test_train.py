@@ -33,11 +33,10 @@ from typer.testing import CliRunner
 from aircast.cli import app
 from aircast.config import AirCastConfig, load_config
 from aircast.data.dataset import StoreSamples
-from aircast.evaluation.scorecard import load_forecaster
 from aircast.jobs.build import run_build
 from aircast.model.forecaster import Forecaster
 from aircast.store.reader import open_store
-from aircast.training.checkpoint import CheckpointError, load_checkpoint
+from aircast.training.checkpoint import CheckpointError, load_checkpoint, load_forecaster
 from aircast.training.loop import (
     _keep_records_until,
     build_loss,

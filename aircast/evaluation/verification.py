@@ -30,12 +30,11 @@ import pandas as pd
 from aircast.align.grid import TargetGrid
 from aircast.align.units import published_units
 from aircast.config import AirCastConfig
-from aircast.evaluation.baselines import cams_channels, cams_on_grid, training_climate
+from aircast.evaluation.baselines import training_climate
 from aircast.evaluation.metrics import bias, mae, rmse
 from aircast.forecast.reader import open_forecast
-from aircast.sources.cache import RawCache
-from aircast.sources.cams import forecast_requests
-from aircast.sources.decode import decode_product
+from aircast.sources.cams import CAMS_FORECAST_SOURCE, cams_channels
+from aircast.sources.ingest import raw_cache
 from aircast.store.reader import TrainingStore
 from aircast.vocab import parse_channel
 
@@ -120,19 +119,10 @@ def _cams_run(
     channels: Sequence[str],
     leads: Sequence[int],
 ) -> np.ndarray | None:
-    """The CAMS forecast of ``day`` 00 UTC from the raw cache: (lead, channel, lat, lon)."""
-    cache = RawCache(config.paths.raw)
-    requests = forecast_requests(config, day, day)
-    files = [(r, cache.existing_file(r)) for r in requests]
-    if not files or any(p is None for _, p in files):
-        return None
-    out = np.full((len(leads), len(channels), *grid.shape), np.nan, np.float32)
-    for req, path in files:
-        assert path is not None
-        values = cams_on_grid(decode_product(path, req.parsed()), grid, channels, leads).values[0]
-        filled = np.isfinite(values)
-        out[filled] = values[filled]
-    return out
+    """The CAMS forecast of ``day`` 00 UTC from the raw cache: (lead, channel, lat, lon), or
+    None unless every file of the run is there."""
+    run = CAMS_FORECAST_SOURCE.run(config, raw_cache(config), day, grid, channels, leads)
+    return run.values if run.complete else None
 
 
 def verify_published(
@@ -154,8 +144,7 @@ def verify_published(
     }
     forecast = open_forecast(config.forecast_url, storage_options=config.forecast.storage_options)
     store_times = store.times[store.available(store.times)]
-    latitudes = np.asarray(store.ds["latitude"].values)
-    grid = TargetGrid(latitudes, np.asarray(store.ds["longitude"].values), config.grid.resolution)
+    grid = store.grid
     weights = grid.area_weights()
     channels = [c for c in forecast.variables if c in store.channel_names]
     published = [published_units(parse_channel(c).variable) for c in channels]
