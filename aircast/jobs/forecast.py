@@ -41,7 +41,7 @@ from aircast.forecast.daily import (
 )
 from aircast.forecast.initial import HealthReport, InputError
 from aircast.forecast.publish import publish_forecast, published_init_times
-from aircast.forecast.verify import verify_published
+from aircast.evaluation.verification import verify_published
 from aircast.jobs.executor import Executor, ThreadExecutor, report_key
 from aircast.jobs.ingest import run_ingest
 from aircast.sources.datastore import Endpoint, KeyResolver
