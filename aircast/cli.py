@@ -373,20 +373,21 @@ def evaluate_command(
     missing checkpoint, one trained on another store, or a period without initial times.
     """
     from aircast.config import load_config
-    from aircast.evaluation.scorecard import PERIODS, EvaluationError, beats, evaluate, skill_table
+    from aircast.evaluation.scorecard import PERIODS, EvaluationError, beats, skill_table
+    from aircast.jobs.evaluate import run_evaluate
 
+    log_to_terminal()
     try:
         if period not in PERIODS:
             raise EvaluationError(f"--period {period!r}: choose one of {', '.join(PERIODS)}")
         config = load_config(config_path)
-        result = evaluate(
+        result = run_evaluate(
             checkpoint,
             config,
             period=period,  # type: ignore[arg-type]  # checked against PERIODS above
             max_lead_hours=max_lead_hours,
             out_dir=out,
             cams=cams,
-            log=typer.echo,
         )
     except AirCastError as exc:
         raise _fail(exc) from None

@@ -156,7 +156,7 @@ def main() -> None:
         )
         trained = time.perf_counter() - started
         ckpt = result.best or result.last
-        evaluation = evaluate(ckpt, config, period="test", cams=False, out_dir=out / "eval")
+        evaluation = evaluate(ckpt, config, period="test", out_dir=out / "eval")
         rows[name] = {
             "steps": result.steps,
             "train_s": round(trained, 1),

@@ -80,9 +80,7 @@ def main() -> None:
         for name, state in variants(ckpt.model).items():
             path = Path(tmp) / "probe.ckpt"
             save_checkpoint(path, ckpt.meta, state, ckpt.extra)
-            card = evaluate(
-                path, config, period=args.period, cams=False, out_dir=Path(tmp) / "eval"
-            ).scorecard
+            card = evaluate(path, config, period=args.period, out_dir=Path(tmp) / "eval").scorecard
             rows[name] = summarise(card)
             rows.setdefault("persistence", summarise(card, "persistence"))
             rows.setdefault("climatology", summarise(card, "climatology"))

@@ -8,7 +8,7 @@
   training period (the demo's three weeks do not contain the test days' dates) it falls back
   to the mean by hour of day over the whole training period. :attr:`Climatology.method`
   records which, and the scorecard carries it in its attributes.
-- **CAMS forecast** (:func:`fetch_cams_forecast`): the CAMS global forecast of the same 00 UTC
+- **CAMS forecast** (:func:`cams_forecast_from`): the CAMS global forecast of the same 00 UTC
   cycle, ingested through :func:`aircast.sources.ingest.ingest` (product ``forecast``, the
   recipe's data stores: the embedded sandbox by default) and read onto the store's grid by
   its source (:meth:`aircast.sources.cams.CamsForecastSource.run`: decoded and regridded
@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -40,7 +40,7 @@ from aircast.align.time import STEP_HOURS, hour_and_day_of_year
 from aircast.config import AirCastConfig
 from aircast.errors import AirCastError
 from aircast.sources.cams import CAMS_FORECAST_SOURCE, cams_channels
-from aircast.sources.datastore import Endpoint
+from aircast.sources.fetch import FetchReport
 from aircast.sources.ingest import raw_cache
 from aircast.store.reader import TrainingStore
 from aircast.store.stats import LOG_SCALES
@@ -483,35 +483,41 @@ class CamsForecast:
         return out
 
 
-def fetch_cams_forecast(
+#: How a scorecard gets its CAMS forecast baseline: (first day, last day, the model's target
+#: channels, the store's grid) → the runs of those days (00 UTC). The evaluate job
+#: (:mod:`aircast.jobs.evaluate`) fetches them; evaluation itself never talks to a data store.
+CamsProvider = Callable[[dt.date, dt.date, Sequence[str], TargetGrid], "CamsForecast"]
+
+
+def cams_forecast_leads(config: AirCastConfig) -> tuple[int, ...]:
+    """The leads (hours) of the CAMS forecast runs the recipe ingests."""
+    return tuple(range(0, config.ingest.forecast_lead_hours + 1, STEP_HOURS))
+
+
+def cams_forecast_unavailable(
+    config: AirCastConfig, channels: Sequence[str], grid: TargetGrid, why: str
+) -> CamsForecast:
+    """A CAMS baseline left out of a scorecard, saying why (the scorecard is still written)."""
+    return CamsForecast(cams_channels(channels), grid, cams_forecast_leads(config), note=why)
+
+
+def cams_forecast_from(
     config: AirCastConfig,
+    report: FetchReport,
     first: dt.date,
     last: dt.date,
     channels: Sequence[str],
     grid: TargetGrid,
-    *,
-    endpoints: Mapping[str, Endpoint],
-    log: Callable[[str], None] | None = None,
 ) -> CamsForecast:
-    """Ingest the CAMS forecast runs of ``first``..``last`` (00 UTC) and index their files.
+    """The CAMS forecast runs of ``first``..``last`` (00 UTC) that an ingestion brought into
+    the recipe's raw cache (``report``), as a baseline read through the source.
 
-    Never raises for the data store's sake: a baseline that cannot be fetched is reported in
-    :attr:`CamsForecast.note` and left out, so a scorecard is still written.
+    Runs whose requests failed are left out, and the note says so.
     """
-    from aircast.jobs.ingest import run_ingest  # TODO(renovation): the evaluate job fetches
-
     provided = cams_channels(channels)
-    leads = tuple(range(0, config.ingest.forecast_lead_hours + 1, STEP_HOURS))
+    leads = cams_forecast_leads(config)
     if not provided:
         return CamsForecast(provided, grid, leads, note="no channel that CAMS forecasts")
-    try:
-        reports = run_ingest(
-            config, ("forecast",), first, last, endpoints=endpoints, raise_on_failure=False
-        ).reports
-    except AirCastError as exc:
-        LOG.warning("CAMS forecast unavailable: %s", exc)
-        return CamsForecast(provided, grid, leads, note=f"unavailable: {exc}")
-    report = reports["forecast"]
     runs = sorted(
         {
             result.request.day
@@ -525,6 +531,5 @@ def fetch_cams_forecast(
         note += f"; {len(failed)} requests failed: " + "; ".join(
             f"{r.request.label} ({r.error})" for r in failed[:3]
         )
-    if log is not None:
-        log(f"CAMS forecast: {report.summary()}")
+    LOG.info("CAMS forecast: %s", report.summary())
     return CamsForecast(provided, grid, leads, tuple(runs), note, config)

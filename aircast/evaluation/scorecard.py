@@ -35,10 +35,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import shutil
 import warnings
-from collections.abc import Callable, Mapping, Sequence
-from contextlib import ExitStack
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -56,15 +56,14 @@ from aircast.errors import AirCastError
 from aircast.evaluation import metrics
 from aircast.evaluation.baselines import (
     CamsForecast,
+    CamsProvider,
     TrainingClimate,
-    fetch_cams_forecast,
     persistence,
     training_climate,
 )
 from aircast.forecast.rollout import rollout
 from aircast.model.forecaster import Forecaster
 from aircast.sources.cams import cams_channels
-from aircast.sources.datastore import Endpoint
 from aircast.store.reader import TrainingStore, open_store
 from aircast.training.checkpoint import load_checkpoint, load_forecaster
 from aircast.training.loop import pick_device
@@ -87,11 +86,7 @@ METRICS = (
     "who_false_alarms",
 )
 
-Log = Callable[[str], None]
-
-
-def _quiet(message: str) -> None:
-    """The default log: say nothing."""
+LOG = logging.getLogger(__name__)
 
 
 class EvaluationError(AirCastError, ValueError):
@@ -257,7 +252,7 @@ def _units(channels: Sequence[str]) -> tuple[list[str], np.ndarray]:
 
 
 def _score(
-    model: Forecaster, store: TrainingStore, setup: _Setup, log: Log
+    model: Forecaster, store: TrainingStore, setup: _Setup
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[int]]:
     """Run the model from every initial time and tally every model's errors.
 
@@ -346,7 +341,7 @@ def _score(
                     if lead % 24 == 0:
                         _score_day(tally, j, day, day_leads, who_cols, who_limits, weights)
                         day, day_leads = [], []
-        log(f"  scored initial times {start + 1}-{start + b} of {setup.inits.size}")
+        LOG.info("  scored initial times %d-%d of %d", start + 1, start + b, setup.inits.size)
     return tally.scores(), tally.fields, tally.ext_weight[0], tally.maps(), list(map_leads)
 
 
@@ -385,7 +380,6 @@ def compute_scorecard(
     batch_size: int = 8,
     device: torch.device | str = "cpu",
     attrs: Mapping[str, Any] | None = None,
-    log: Log = _quiet,
 ) -> xr.Dataset:
     """Score the model and the baselines from ``inits`` against the store.
 
@@ -419,7 +413,7 @@ def compute_scorecard(
         raise ValueError("the climate's channels are not the model's target channels")
     leads = tuple(range(STEP_HOURS, max_lead_hours + 1, STEP_HOURS))
     setup = _Setup(inits, leads, direct_hours, climate, cams, batch_size, torch.device(device))
-    scores, n_fields, extreme_cells, maps, map_leads = _score(model, store, setup, log)
+    scores, n_fields, extreme_cells, maps, map_leads = _score(model, store, setup)
     targets = list(model.target_channels)
     units, factor = _units(targets)
     hours = np.asarray(leads, np.int64)
@@ -677,10 +671,8 @@ def evaluate(
     period: Period = "test",
     max_lead_hours: int | None = None,
     out_dir: Path | None = None,
-    cams: bool = True,
-    endpoints: Mapping[str, Endpoint] | None = None,
+    cams_forecast: CamsProvider | None = None,
     batch_size: int | None = None,
-    log: Log = _quiet,
 ) -> Evaluation:
     """Score a checkpoint and the baselines over a period; write the scorecard and plots.
 
@@ -697,11 +689,9 @@ def evaluate(
         Rollout horizon (default ``training.max_lead_hours``).
     out_dir
         Where the scorecard and plots go (default ``paths.root/evaluation/<ckpt>-<period>``).
-    cams
-        Fetch and score the CAMS global forecast (ingested into the recipe's raw cache).
-    endpoints
-        Data-store endpoints for the CAMS forecast (default: the recipe's, starting the
-        embedded sandbox where it asks for one).
+    cams_forecast
+        Where the CAMS global forecast of the period comes from (the evaluate job fetches it
+        into the recipe's raw cache); None: the scorecard leaves it out.
     batch_size
         Initial times per batch (default ``training.batch_size``).
 
@@ -738,39 +728,22 @@ def evaluate(
     train = store.recipe["periods"]["train"]
     first_train = dt.date.fromisoformat(str(train["start"]))
     last_train = dt.date.fromisoformat(str(train["end"]))
-    log(f"climatology and thresholds from the training period {first_train}..{last_train}")
+    LOG.info("climatology and thresholds from the training period %s..%s", first_train, last_train)
     climate = training_climate(
         store, model.target_channels, (first_train, last_train), valid_times=valid
     )
     baseline: CamsForecast | None = None
-    with ExitStack() as stack:
-        if cams and cams_channels(model.target_channels):
-            if endpoints is None:
-                from aircast.sandbox.runtime import datastore_endpoints
-
-                try:
-                    endpoints = stack.enter_context(datastore_endpoints(config, stores=("ads",)))
-                except AirCastError as exc:
-                    baseline = CamsForecast(
-                        cams_channels(model.target_channels),
-                        store.grid,
-                        (),
-                        note=f"unavailable: {exc}",
-                    )
-            if baseline is None and endpoints is not None:
-                log(f"fetching the CAMS forecast runs of {chosen.start}..{chosen.end}")
-                baseline = fetch_cams_forecast(
-                    config,
-                    dt.date.fromisoformat(str(inits[0])[:10]),
-                    dt.date.fromisoformat(str(inits[-1])[:10]),
-                    model.target_channels,
-                    store.grid,
-                    endpoints=endpoints,
-                    log=log,
-                )
+    if cams_forecast is not None and cams_channels(model.target_channels):
+        LOG.info("the CAMS forecast runs of %s..%s", chosen.start, chosen.end)
+        baseline = cams_forecast(
+            dt.date.fromisoformat(str(inits[0])[:10]),
+            dt.date.fromisoformat(str(inits[-1])[:10]),
+            model.target_channels,
+            store.grid,
+        )
     recipe_leads = ckpt.meta.recipe.get("training", {}).get("lead_hours") or [24]
     direct = max(int(h) for h in recipe_leads)
-    log(f"forecasting from {inits.size} initial times to {horizon} h")
+    LOG.info("forecasting from %d initial times to %d h", inits.size, horizon)
     ds = compute_scorecard(
         model,
         store,
@@ -787,7 +760,6 @@ def evaluate(
             "checkpoint_step": ckpt.meta.step,
             "period": f"{period} {chosen.start}..{chosen.end}",
         },
-        log=log,
     )
     out = (
         Path(out_dir)

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from aircast.config import AirCastConfig
+from aircast.evaluation.verification import verify_published
 from aircast.forecast.daily import (
     LoadedModel,
     check_forecast_date,
@@ -41,7 +42,6 @@ from aircast.forecast.daily import (
 )
 from aircast.forecast.initial import HealthReport, InputError
 from aircast.forecast.publish import publish_forecast, published_init_times
-from aircast.evaluation.verification import verify_published
 from aircast.jobs.executor import Executor, ThreadExecutor, report_key
 from aircast.jobs.ingest import run_ingest
 from aircast.sources.datastore import Endpoint, KeyResolver

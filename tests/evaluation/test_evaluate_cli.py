@@ -153,7 +153,7 @@ def test_batching_the_initial_times_does_not_change_the_scores(
     _, out = evaluated
     expected = xr.open_zarr(out / "scorecard.zarr").load()
     one_by_one = evaluate(
-        tiny.checkpoint, tiny.config, out_dir=tmp_path / "one", cams=False, batch_size=1
+        tiny.checkpoint, tiny.config, out_dir=tmp_path / "one", batch_size=1
     ).scorecard
     baselines = ["persistence", "climatology"]
     # the CLI's run masked the pollutants where CAMS was missing: it was not missing anywhere
