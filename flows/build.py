@@ -109,7 +109,8 @@ def extend_training_store(config: str, start: str, end: str) -> dict[str, Any]:
     """
     first, last = parse_range(start, end)  # a bad date fails here, before any task
     recipe = load_config(config)
-    extended = run_extend(recipe, first, last, executor=PrefectExecutor())
+    outcome = run_extend(recipe, first, last, executor=PrefectExecutor())
+    extended = outcome.extended
     store = open_store(recipe.store_url, recipe.store.storage_options)
     return {
         "recipe": recipe.name,
@@ -121,7 +122,7 @@ def extend_training_store(config: str, start: str, end: str) -> dict[str, Any]:
             "n_times": extended.n_times,
             "n_missing": extended.n_missing,
         },
-        "headline": extended.headline,
+        "headline": outcome.headline,
         "summary": store_facts(store),
     }
 

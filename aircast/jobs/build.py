@@ -34,6 +34,7 @@ from aircast.config import AirCastConfig
 from aircast.jobs.executor import DaskExecutor, Executor, ThreadExecutor, report_key
 from aircast.sources.ingest import raw_cache
 from aircast.store.build import (
+    ExtendResult,
     PartResult,
     extend_store,
     finalise_store,
@@ -305,12 +306,9 @@ def run_build(
 
 @dataclass(frozen=True)
 class ExtendOutcome:
-    """What :func:`run_extend` appended (``first_day`` None: nothing to do)."""
+    """What :func:`run_extend` appended (``extended.first_day`` None: nothing to do)."""
 
-    first_day: dt.date | None
-    last_day: dt.date | None
-    n_times: int
-    n_missing: int
+    extended: ExtendResult
     headline: str
 
 
@@ -333,6 +331,4 @@ def run_extend(
         )
     _report(executor, config, lead)
     LOG.info("%s (%s)", lead, config.store_url)
-    return ExtendOutcome(
-        extended.first_day, extended.last_day, extended.n_times, extended.n_missing, lead
-    )
+    return ExtendOutcome(extended, lead)
