@@ -1,5 +1,5 @@
-"""AirCast's Prefect flows: they sequence ``aircast`` calls and pass paths, dates and config
-files between them, never arrays.
+"""AirCast's Prefect flows: thin faces over the job runners of :mod:`aircast.jobs`, with Prefect
+as their executor (:mod:`flows.executor`); they take paths, dates and config files, never arrays.
 
 ``flows`` imports ``aircast``; ``aircast`` never imports ``prefect`` or ``flows``, so the
 library and its command line work without an orchestrator.
@@ -17,6 +17,9 @@ ingest
 build
     ``build_training_store`` and ``extend_training_store``: the staged store build, one task per
     part (``python -m flows.build --help``).
+executor
+    ``PrefectExecutor``: a job's steps as tasks, its limits as global concurrency limits, its
+    reports as artifacts, the library's log in the run's log.
 bounded
     ``run_bounded``: submit tasks no faster than a concurrency limit frees slots.
 report
