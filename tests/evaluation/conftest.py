@@ -8,12 +8,11 @@ import yaml
 from evaltools import FIRST, LAST, Tiny, tiny_recipe
 
 from aircast.config import parse_config
+from aircast.testing import ingest_from_sandbox
 
 
 @pytest.fixture(scope="session")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> Tiny:
-    from aircast.sandbox.runtime import datastore_endpoints
-    from aircast.sources.ingest import ingest
     from aircast.store.build import build_store
     from aircast.training.loop import train
 
@@ -22,10 +21,7 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Tiny:
     config_path = root / "tiny.yaml"
     config_path.write_text(yaml.safe_dump(data, sort_keys=False))
     config = parse_config(data, str(config_path))
-    with datastore_endpoints(config) as endpoints:
-        reports = ingest(config, ("era5", "eac4"), FIRST, LAST, endpoints=endpoints)
-    failed = [r for report in reports.values() for r in report.failed]
-    assert not failed, failed
+    ingest_from_sandbox(config, FIRST, LAST)
     build_store(config, parallel=False)
     result = train(config, max_steps=4, log=lambda _: None)
     return Tiny(config, config_path, result.last, root)

@@ -25,11 +25,10 @@ from prefect.client.schemas.objects import TaskRun
 from prefect.states import State
 
 from aircast.config import DEMO_CONFIG, parse_config
-from aircast.sandbox.runtime import datastore_endpoints
 from aircast.sources.cache import RawCache
-from aircast.sources.ingest import ingest
 from aircast.store.build import build_store
 from aircast.store.reader import open_store
+from aircast.testing import ingest_from_sandbox, snapshot
 from flows.build import build_training_store, extend_training_store
 from flows.report import artifact_key
 
@@ -80,10 +79,7 @@ def raw_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     without Prefect: the ingest flows have their own tests)."""
     root = tmp_path_factory.mktemp("build-raw")
     config = parse_config(recipe_data(root, root / "unused.zarr"), "tiny build recipe")
-    with datastore_endpoints(config) as endpoints:
-        reports = ingest(config, ("era5", "eac4"), FIRST, EXTRA_LAST, endpoints=endpoints)
-    failed = [r for report in reports.values() for r in report.failed]
-    assert not failed, failed
+    ingest_from_sandbox(config, FIRST, EXTRA_LAST)
     return root
 
 
@@ -102,10 +98,6 @@ def artifact(client: SyncPrefectClient, state: State, key: str) -> str:
     text = data[key]
     assert isinstance(text, str)
     return text
-
-
-def snapshot(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
 
 
 def test_build_loads_each_part_as_a_task_and_a_rerun_loads_nothing(

@@ -36,6 +36,7 @@ from aircast.forecast.publish import (
     published_init_times,
 )
 from aircast.forecast.reader import open_forecast
+from aircast.testing import snapshot
 
 LATS = np.array([12.0, 11.25, 10.5, 9.75])  # north → south
 LONS = np.array([-1.5, -0.75, 0.0, 0.75, 1.5])
@@ -99,13 +100,6 @@ def make_run(
         longitudes=lons,
         provenance=record,
     )
-
-
-def snapshot(root: Path) -> dict[str, bytes]:
-    """Every file under ``root`` (relative path → bytes)."""
-    return {
-        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
-    }
 
 
 def open_plain(url: str | Path, **kwargs: Any) -> xr.Dataset:

@@ -30,12 +30,10 @@ from aircast.sandbox.faults import (
     grib_messages,
     request_hash,
 )
-from aircast.sandbox.server import SandboxServer, default_renderer
+from aircast.sandbox.server import Renderer, SandboxServer, default_renderer
 from aircast.vocab import CAMS_EAC4, CAMS_FORECAST, ERA5_PRESSURE, ERA5_SINGLE
 
 pytestmark = pytest.mark.timeout(60)
-
-Renderer = Callable[[ParsedRequest, Path], str]
 
 HAVE_PRODUCTS = importlib.util.find_spec("aircast.sandbox.products") is not None
 HAVE_ATMOSPHERE = importlib.util.find_spec("aircast.sandbox.atmosphere") is not None
@@ -112,20 +110,9 @@ def _day(day: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-def sandbox() -> Iterator[Callable[..., SandboxServer]]:
-    """Start servers (stand-in renderer unless given) and stop them all afterwards."""
-    servers: list[SandboxServer] = []
-
-    def start(
-        faults: FaultPlan | str | None = None, renderer: Renderer | None = stand_in, **kwargs: Any
-    ) -> SandboxServer:
-        server = SandboxServer(faults=faults, renderer=renderer, **kwargs).start()
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()
+def sandbox_options() -> dict[str, Any]:
+    """The ``sandbox`` servers of these tests render the stand-in unless told otherwise."""
+    return {"renderer": stand_in}
 
 
 def client(
@@ -189,7 +176,7 @@ def test_starts_fast_and_serves_the_public_catalogue(sandbox: Callable[..., Sand
 
 
 @pytest.fixture(scope="module")
-def real_server(fake_atmosphere: Any) -> Iterator[tuple[SandboxServer, Renderer]]:
+def real_server(fake_renderer: Renderer) -> Iterator[tuple[SandboxServer, Renderer]]:
     """One server for the four datasets, rendering real products where they exist.
 
     With ``products.py`` and ``atmosphere.py``: the server's default renderer (toy atmosphere),
@@ -200,12 +187,7 @@ def real_server(fake_atmosphere: Any) -> Iterator[tuple[SandboxServer, Renderer]
     if HAVE_ATMOSPHERE and HAVE_PRODUCTS:
         server, renderer = SandboxServer(seed=0), default_renderer(0)
     elif HAVE_PRODUCTS:
-        from aircast.sandbox.products import write_product
-
-        def renderer(parsed: ParsedRequest, target: Path) -> str:
-            return write_product(parsed, target, fake_atmosphere)
-
-        server = SandboxServer(renderer=renderer)
+        server, renderer = SandboxServer(renderer=fake_renderer), fake_renderer
     else:
         server, renderer = SandboxServer(renderer=stand_in), stand_in
     with server:

@@ -18,18 +18,17 @@ import sqlite3
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
-from aircast.catalogue import ParsedRequest
 from aircast.config import AirCastConfig, parse_config
 from aircast.errors import DataStoreError
 from aircast.sandbox.faults import request_hash
-from aircast.sandbox.server import RequestStats, SandboxServer
+from aircast.sandbox.server import Renderer, RequestStats, SandboxServer
 from aircast.sources.cache import RawCache, sha256_of
 from aircast.sources.datastore import DataStoreClient, Endpoint, RetryPolicy, Secret
 from aircast.sources.fetch import FetchResult, fetch_all, fetch_request
@@ -47,8 +46,6 @@ pytestmark = [
 KEY = "AircastTestKey-7f3a9c1e5b2d-DO-NOT-PRINT"
 DAY = dt.date(2019, 6, 5)
 FAST = RetryPolicy(http_tries=3, sleep_max=0.02, download_tries=3, timeout=10.0)
-
-Renderer = Callable[[ParsedRequest, Path], str]
 
 
 def small_config(root: Path) -> AirCastConfig:
@@ -69,30 +66,10 @@ def small_config(root: Path) -> AirCastConfig:
     )
 
 
-@pytest.fixture(scope="module")
-def renderer(fake_atmosphere: Any) -> Renderer:
-    from aircast.sandbox.products import write_product
-
-    def render(parsed: ParsedRequest, target: Path) -> str:
-        return write_product(parsed, target, fake_atmosphere)
-
-    return render
-
-
 @pytest.fixture
-def sandbox(renderer: Renderer) -> Iterator[Callable[..., SandboxServer]]:
-    """Start servers with the test key and the fast renderer; stop them all afterwards."""
-    servers: list[SandboxServer] = []
-
-    def start(faults: str | None = None, **kwargs: Any) -> SandboxServer:
-        kwargs.setdefault("renderer", renderer)
-        server = SandboxServer(key=KEY, faults=faults, **kwargs).start()
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()
+def sandbox_options(fake_renderer: Renderer) -> dict[str, Any]:
+    """The ``sandbox`` servers of these tests demand the test key and render fast."""
+    return {"key": KEY, "renderer": fake_renderer}
 
 
 def client_for(server: SandboxServer, key: str = KEY, retry: RetryPolicy = FAST) -> DataStoreClient:
@@ -151,14 +128,16 @@ def final_files(cache: RawCache) -> list[Path]:
 
 
 def test_a_fetch_installs_the_verified_file_and_records_it(
-    sandbox: Callable[..., SandboxServer], renderer: Renderer, tmp_path: Path
+    sandbox: Callable[..., SandboxServer], fake_renderer: Renderer, tmp_path: Path
 ) -> None:
     server = sandbox()
     cache = RawCache(tmp_path / "raw")
     req = era5_request(tmp_path)
     result = fetch(req, cache, client_for(server))
     assert result.outcome == "fetched" and result.path == cache.path_for(req)
-    assert result.path.is_file() and sha256_of(result.path) == expected_sha(renderer, req, tmp_path)
+    assert result.path.is_file() and sha256_of(result.path) == expected_sha(
+        fake_renderer, req, tmp_path
+    )
     entry = cache.lookup(req.key)
     assert entry is not None and entry.status == "complete"
     assert entry.sha256 == sha256_of(result.path) and entry.size == result.path.stat().st_size
@@ -251,7 +230,7 @@ def test_a_damaged_file_at_its_final_name_is_quarantined_and_fetched(
 
 
 def test_a_submitted_job_is_resumed_by_its_request_id(
-    sandbox: Callable[..., SandboxServer], renderer: Renderer, tmp_path: Path
+    sandbox: Callable[..., SandboxServer], fake_renderer: Renderer, tmp_path: Path
 ) -> None:
     """A run killed after the store accepted the job: the next run downloads that job."""
     server = sandbox("queue=1,queue_seconds=0.3")
@@ -261,7 +240,7 @@ def test_a_submitted_job_is_resumed_by_its_request_id(
     cache.record_submitted(req, request_id)  # what the killed run had written
     result = fetch(req, cache, client_for(server))
     assert result.outcome == "fetched" and result.path is not None
-    assert sha256_of(result.path) == expected_sha(renderer, req, tmp_path)
+    assert sha256_of(result.path) == expected_sha(fake_renderer, req, tmp_path)
     stats = stats_of(server, req)
     assert stats is not None and (stats.submissions, stats.jobs) == (1, 1)
     entry = cache.lookup(req.key)
@@ -339,7 +318,7 @@ def test_partial_downloads_of_dead_runs_are_cleaned(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("variant", ["overwrite", "cut"])
 def test_a_corrupt_download_is_quarantined_then_fetched_on_a_fresh_job(
-    sandbox: Callable[..., SandboxServer], renderer: Renderer, tmp_path: Path, variant: str
+    sandbox: Callable[..., SandboxServer], fake_renderer: Renderer, tmp_path: Path, variant: str
 ) -> None:
     server = sandbox()
     server.queue_fault(f"corrupt:{variant}")
@@ -348,7 +327,7 @@ def test_a_corrupt_download_is_quarantined_then_fetched_on_a_fresh_job(
     result = fetch(req, cache, client_for(server))
     assert result.outcome == "fetched" and result.quarantined == 1 and result.retries == 1
     assert result.path is not None
-    assert sha256_of(result.path) == expected_sha(renderer, req, tmp_path)
+    assert sha256_of(result.path) == expected_sha(fake_renderer, req, tmp_path)
     (damaged,) = (cache.root / "quarantine").iterdir()
     assert damaged.name.startswith(req.key) and sha256_of(damaged) != sha256_of(result.path)
     stats = stats_of(server, req)
@@ -358,7 +337,7 @@ def test_a_corrupt_download_is_quarantined_then_fetched_on_a_fresh_job(
 
 
 def test_a_truncated_download_is_retried_on_the_same_job(
-    sandbox: Callable[..., SandboxServer], renderer: Renderer, tmp_path: Path
+    sandbox: Callable[..., SandboxServer], fake_renderer: Renderer, tmp_path: Path
 ) -> None:
     """With one HTTP try the client cannot resume the transfer itself: the fetch retries."""
     server = sandbox("truncate=1,transient_attempts=1")
@@ -368,7 +347,7 @@ def test_a_truncated_download_is_retried_on_the_same_job(
     result = fetch(req, cache, client_for(server, retry=one_try))
     assert result.outcome == "fetched" and result.retries == 1 and result.quarantined == 0
     assert result.path is not None
-    assert sha256_of(result.path) == expected_sha(renderer, req, tmp_path)
+    assert sha256_of(result.path) == expected_sha(fake_renderer, req, tmp_path)
     stats = stats_of(server, req)
     assert stats is not None and (stats.jobs, stats.downloads) == (1, 2)
     assert events(cache, req) == ["submitted", "retry", "complete"]

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import zarr
 from distributed import Client, LocalCluster
-from storetools import ConfigFactory, assert_same_files
+from storetools import ConfigFactory
 
 from aircast.store.build import (
     build_store,
@@ -29,6 +29,7 @@ from aircast.store.build import (
 )
 from aircast.store.reader import open_store
 from aircast.store.schema import StoreIncompleteError
+from aircast.testing import assert_same_files
 
 
 @pytest.fixture(scope="module")
