@@ -8,6 +8,8 @@
 - the tiny training recipe (:func:`tiny_training_recipe`), its store
   (:func:`ensure_tiny_store`) and a few-step forecaster trained on it
   (:func:`ensure_tiny_forecaster`), each built once into a folder that callers share;
+- the tiny evaluation recipe (:func:`tiny_evaluation_recipe`) with its store and a model
+  trained four steps (:func:`build_tiny_evaluation`), for scorecards and the ablation benches;
 - :func:`snapshot` and :func:`assert_same_files`, byte-level comparisons of stores.
 
 Nothing here imports pytest: the fixtures that wrap these factories live in
@@ -23,6 +25,7 @@ import datetime as dt
 import os
 import socket
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -406,6 +409,77 @@ def ensure_tiny_forecaster(root: Path) -> Path:
 def write_forecast_variant(root: Path, name: str, **forecast: Any) -> Path:
     """A copy of the trained recipe with other forecast settings, e.g. another store URL."""
     return write_recipe(root / f"{name}.yaml", tiny_forecast_recipe(root, **forecast))
+
+
+# ---------------------------------------------------------------------------------------------
+# the tiny evaluation recipe
+#
+# The demo's cut down: a 7×11 grid at 1.5°, two weather, three pollutant and one static
+# channel, five days (train 06-01..06-02, validation 06-03, test 06-04..06-05) ingested from
+# the embedded sandbox, a one-block transformer trained for four steps and a 48-hour rollout
+# horizon. The CAMS forecast of the test days is left to ``aircast evaluate`` itself.
+
+TINY_EVALUATION_FIRST, TINY_EVALUATION_LAST = dt.date(2019, 6, 1), dt.date(2019, 6, 5)
+TINY_EVALUATION_STEPS = 4
+
+
+def tiny_evaluation_recipe(root: Path, **changes: Any) -> dict[str, Any]:
+    """The tiny evaluation recipe as a YAML-able mapping, its files under ``root``;
+    ``changes`` replace top-level sections."""
+    data: dict[str, Any] = yaml.safe_load(DEMO_CONFIG.read_text())
+    data["name"] = "tiny-eval"
+    data["region"] = {"north": 33.0, "south": 24.0, "west": 24.0, "east": 39.0}
+    data["variables"] = {
+        "weather": ["t2m", "u10"],
+        "pollutants": ["pm2p5", "pm10", "go3_925"],
+        "static": ["lsm"],
+    }
+    data["periods"] = {
+        "train": {"start": "2019-06-01", "end": "2019-06-02"},
+        "validation": {"start": "2019-06-03", "end": "2019-06-03"},
+        "test": {"start": "2019-06-04", "end": "2019-06-05"},
+    }
+    data["paths"] = {"root": str(root)}
+    data["ingest"] = {"sleep_max": 0.2, "forecast_lead_hours": 48}
+    data["model"] = {"patch_size": 2, "width": 32, "depth": 1, "heads": 2}
+    data["training"] = {
+        "lead_hours": list(range(3, 25, 3)),
+        "max_lead_hours": 48,
+        "batch_size": 8,
+        "epochs": 1,
+        "warmup_steps": 2,
+        "num_workers": 0,
+        "in_memory": True,
+        "device": "cpu",
+    }
+    data.update(changes)
+    return data
+
+
+@dataclass(frozen=True)
+class TinyEvaluation:
+    """The tiny evaluation recipe, its store and checkpoint."""
+
+    config: AirCastConfig
+    config_path: Path
+    checkpoint: Path
+    root: Path
+
+
+def build_tiny_evaluation(root: Path) -> TinyEvaluation:
+    """Ingest, build and train the tiny evaluation recipe under ``root`` (an empty folder):
+    the recipe at ``root/tiny.yaml``, the checkpoint of its last step."""
+    from aircast.store.build import build_store
+    from aircast.training.loop import train
+
+    data = tiny_evaluation_recipe(root)
+    config_path = root / "tiny.yaml"
+    config_path.write_text(yaml.safe_dump(data, sort_keys=False))
+    config = parse_config(data, str(config_path))
+    ingest_from_sandbox(config, TINY_EVALUATION_FIRST, TINY_EVALUATION_LAST)
+    build_store(config, parallel=False)
+    result = train(config, max_steps=TINY_EVALUATION_STEPS, log=lambda _: None)
+    return TinyEvaluation(config, config_path, result.last, root)
 
 
 # ---------------------------------------------------------------------------------------------

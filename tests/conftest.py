@@ -16,6 +16,8 @@ from aircast.sandbox.server import Renderer
 from aircast.testing import (
     FakeAtmosphere,
     Sandboxes,
+    TinyEvaluation,
+    build_tiny_evaluation,
     ensure_tiny_forecaster,
     ensure_tiny_store,
     free_port,
@@ -103,6 +105,14 @@ def tiny_forecaster(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (:func:`aircast.testing.ensure_tiny_forecaster`), built once per session for the forecast
     and the flow tests; the recipe's path."""
     return ensure_tiny_forecaster(tmp_path_factory.getbasetemp() / "tiny-forecast")
+
+
+@pytest.fixture(scope="session")
+def tiny_evaluation(tmp_path_factory: pytest.TempPathFactory) -> TinyEvaluation:
+    """The tiny evaluation recipe, its store and a model trained a few steps
+    (:func:`aircast.testing.build_tiny_evaluation`), built once per session for the evaluation
+    and the benchmark tests. Read-only."""
+    return build_tiny_evaluation(tmp_path_factory.mktemp("tiny-eval"))
 
 
 @pytest.fixture
