@@ -321,16 +321,42 @@ def _seed_where(pred: Callable[[FaultPlan, str], bool], spec: str, request_id: s
     raise AssertionError("no seed found")
 
 
-def test_throttle_is_retried_transparently(
-    sandbox: Callable[..., SandboxServer], tmp_path: Path
+def _server_error_at(site: str) -> str:
+    """A ``server_error`` spec seeded so that the fault strikes at ``site`` (submit or poll)."""
+    rhash = request_hash(ERA5_SINGLE, ERA5)
+    seed = _seed_where(lambda p, h: p.server_error_site(h) == site, "server_error=1", rhash)
+    return f"server_error=1,seed={seed}"
+
+
+@pytest.mark.parametrize(
+    ("faults", "sent"),
+    [
+        pytest.param("throttle=1,retry_after=3", (2, 1, 1), id="throttle"),
+        pytest.param(_server_error_at("submit"), (2, 1, 1), id="server_error-submit"),
+        pytest.param(_server_error_at("poll"), (1, 1, 1), id="server_error-poll"),
+        # a cut transfer is resumed by the client: a second download of the same job
+        pytest.param("truncate=1", (1, 1, 2), id="truncate"),
+    ],
+)
+def test_transient_faults_are_retried_transparently(
+    sandbox: Callable[..., SandboxServer], tmp_path: Path, faults: str, sent: tuple[int, int, int]
 ) -> None:
-    server = sandbox("throttle=1,retry_after=3")
+    """The real client gets the fault-free bytes, and the store saw (submissions, jobs,
+    downloads) as the one fault implies."""
+    server = sandbox(faults)
     target = tmp_path / "out"
     client(server).retrieve(ERA5_SINGLE, ERA5, str(target))
     assert target.read_bytes() == expected_bytes(stand_in, ERA5_SINGLE, ERA5, tmp_path)
     stats = only_stats(server)
-    assert (stats.submissions, stats.jobs, stats.faults) == (2, 1, {"throttle": 1})
-    # what the client saw on the first attempt
+    assert (stats.submissions, stats.jobs, stats.downloads) == sent
+    assert stats.faults == {faults.split("=")[0]: 1}
+
+
+def test_a_throttled_submission_gets_429_and_retry_after(
+    sandbox: Callable[..., SandboxServer],
+) -> None:
+    """What the client sees on a throttled attempt."""
+    server = sandbox("throttle=1,retry_after=3")
     server.queue_fault("throttle")
     r = requests.post(
         f"{server.url}/retrieve/v1/processes/{ERA5_SINGLE}/execution",
@@ -340,22 +366,6 @@ def test_throttle_is_retried_transparently(
     )
     assert r.status_code == 429 and r.headers["Retry-After"] == "3"
     assert r.json()["title"] == "Too many requests"
-
-
-@pytest.mark.parametrize("site", ["submit", "poll"])
-def test_server_errors_are_retried_transparently(
-    sandbox: Callable[..., SandboxServer], tmp_path: Path, site: str
-) -> None:
-    rhash = request_hash(ERA5_SINGLE, ERA5)
-    seed = _seed_where(lambda p, h: p.server_error_site(h) == site, "server_error=1", rhash)
-    server = sandbox(f"server_error=1,seed={seed}")
-    target = tmp_path / "out"
-    client(server).retrieve(ERA5_SINGLE, ERA5, str(target))
-    assert target.read_bytes() == expected_bytes(stand_in, ERA5_SINGLE, ERA5, tmp_path)
-    stats = only_stats(server)
-    assert stats.faults == {"server_error": 1}
-    assert stats.submissions == (2 if site == "submit" else 1)
-    assert stats.jobs == 1
 
 
 def test_queue_shows_accepted_then_running_then_successful(
@@ -404,17 +414,6 @@ def test_failed_and_rejected_jobs_raise_the_stores_message_once(
     assert target.read_bytes() == expected_bytes(stand_in, ERA5_SINGLE, ERA5, tmp_path)
     stats = only_stats(server)
     assert (stats.submissions, stats.jobs, stats.faults) == (2, 2, {kind: 1})
-
-
-def test_truncated_downloads_are_resumed_by_the_client(
-    sandbox: Callable[..., SandboxServer], tmp_path: Path
-) -> None:
-    server = sandbox("truncate=1")
-    target = tmp_path / "out"
-    client(server).retrieve(ERA5_SINGLE, ERA5, str(target))
-    assert target.read_bytes() == expected_bytes(stand_in, ERA5_SINGLE, ERA5, tmp_path)
-    stats = only_stats(server)
-    assert (stats.jobs, stats.downloads, stats.faults) == (1, 2, {"truncate": 1})
 
 
 def test_a_truncated_download_without_retries_raises_and_leaves_a_short_file(

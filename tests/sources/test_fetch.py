@@ -248,39 +248,46 @@ def test_a_submitted_job_is_resumed_by_its_request_id(
     assert cache.events(req.key)[1][2:] == ("resumed", request_id)
 
 
-def test_a_job_the_store_forgot_is_submitted_again(
-    sandbox: Callable[..., SandboxServer], tmp_path: Path
-) -> None:
-    """A request id from before a store restart (jobs expire): ask again, once."""
-    server = sandbox()
-    cache = RawCache(tmp_path / "raw")
-    req = era5_request(tmp_path)
-    cache.record_submitted(req, "00000000-0000-4000-8000-000000000000")
-    result = fetch(req, cache, client_for(server))
-    assert result.outcome == "fetched"
-    assert events(cache, req) == ["submitted", "resumed", "job-lost", "submitted", "complete"]
-    stats = stats_of(server, req)
-    assert stats is not None and (stats.submissions, stats.jobs) == (1, 1)
+def _forgotten(server: SandboxServer, req: SourceRequest) -> str:
+    """A request id from before a store restart (jobs expire)."""
+    return "00000000-0000-4000-8000-000000000000"
 
 
-def test_a_job_deleted_on_the_store_is_submitted_again(
-    sandbox: Callable[..., SandboxServer], tmp_path: Path
-) -> None:
-    """A user deleted the job on the store's website while the run was down."""
-    server = sandbox("queue=1,queue_seconds=0.3")
-    cache = RawCache(tmp_path / "raw")
-    req = era5_request(tmp_path)
+def _deleted(server: SandboxServer, req: SourceRequest) -> str:
+    """A job a user deleted on the store's website while the run was down."""
     request_id = client_for(server).submit(req.dataset, req.request)
-    cache.record_submitted(req, request_id)
     gone = requests.delete(
         f"{server.url}/retrieve/v1/jobs/{request_id}", headers={"PRIVATE-TOKEN": KEY}, timeout=5
     )
     assert gone.json()["status"] == "dismissed"
+    return request_id
+
+
+@pytest.mark.parametrize(
+    ("lost_job", "faults", "sent_to_store"),
+    [
+        pytest.param(_forgotten, None, (1, 1), id="forgotten"),
+        # the deleted job was submitted once before the run: that one and the new one
+        pytest.param(_deleted, "queue=1,queue_seconds=0.3", (2, 2), id="deleted"),
+    ],
+)
+def test_a_job_the_store_no_longer_has_is_submitted_again(
+    sandbox: Callable[..., SandboxServer],
+    tmp_path: Path,
+    lost_job: Callable[[SandboxServer, SourceRequest], str],
+    faults: str | None,
+    sent_to_store: tuple[int, int],
+) -> None:
+    """A request id on record whose job the store no longer has: ask again, once."""
+    server = sandbox(faults)
+    cache = RawCache(tmp_path / "raw")
+    req = era5_request(tmp_path)
+    cache.record_submitted(req, lost_job(server, req))
     result = fetch(req, cache, client_for(server))
     assert result.outcome == "fetched"
     assert events(cache, req) == ["submitted", "resumed", "job-lost", "submitted", "complete"]
     stats = stats_of(server, req)
-    assert stats is not None and stats.jobs == 2
+    assert stats is not None and (stats.submissions, stats.jobs) == sent_to_store
 
 
 def test_partial_downloads_of_dead_runs_are_cleaned(tmp_path: Path) -> None:
