@@ -24,7 +24,7 @@ import contextlib
 import datetime as dt
 import os
 import socket
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -339,6 +339,17 @@ def tiny_training_recipe(
 def tiny_training_config(data: dict[str, Any]) -> AirCastConfig:
     """``data`` (a :func:`tiny_training_recipe`, perhaps changed) validated."""
     return parse_config(data, "tiny training recipe")
+
+
+def merge_sections(data: dict[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
+    """``data`` (a recipe as plain data) with ``changes`` applied one level deep: a mapping
+    updates the section of its name, anything else replaces it. Changes ``data``; returns it."""
+    for section, value in changes.items():
+        if isinstance(value, dict) and isinstance(data.get(section), dict):
+            data[section] = {**data[section], **value}
+        else:
+            data[section] = value
+    return data
 
 
 def write_recipe(path: Path, data: dict[str, Any]) -> Path:

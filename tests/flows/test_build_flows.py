@@ -28,7 +28,7 @@ from aircast.config import DEMO_CONFIG, parse_config
 from aircast.sources.cache import RawCache
 from aircast.store.build import build_store
 from aircast.store.reader import open_store
-from aircast.testing import ingest_from_sandbox, snapshot
+from aircast.testing import ingest_from_sandbox, merge_sections, snapshot
 from flows.build import build_training_store, extend_training_store
 from flows.report import artifact_key
 
@@ -59,11 +59,7 @@ def recipe_data(root: Path, store_url: Path, **changes: Any) -> dict[str, Any]:
     data["store"] = {"url": str(store_url), "part_days": 1}
     # the training section, if any, is not what these tests are about
     data.pop("training", None)
-    for section, value in changes.items():
-        if isinstance(value, dict) and isinstance(data.get(section), dict):
-            data[section] = {**data[section], **value}
-        else:
-            data[section] = value
+    merge_sections(data, changes)
     return data
 
 

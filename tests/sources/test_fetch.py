@@ -72,6 +72,18 @@ def sandbox_options(fake_renderer: Renderer) -> dict[str, Any]:
     return {"key": KEY, "renderer": fake_renderer}
 
 
+@pytest.fixture
+def cache(tmp_path: Path) -> RawCache:
+    """An empty raw cache in the test's folder."""
+    return RawCache(tmp_path / "raw")
+
+
+@pytest.fixture
+def req(tmp_path: Path) -> SourceRequest:
+    """The ERA5 request of :data:`DAY`."""
+    return era5_request(tmp_path)
+
+
 def client_for(server: SandboxServer, key: str = KEY, retry: RetryPolicy = FAST) -> DataStoreClient:
     return DataStoreClient(Endpoint("cds", server.url, Secret(key)), retry)
 
@@ -128,11 +140,13 @@ def final_files(cache: RawCache) -> list[Path]:
 
 
 def test_a_fetch_installs_the_verified_file_and_records_it(
-    sandbox: Callable[..., SandboxServer], fake_renderer: Renderer, tmp_path: Path
+    sandbox: Callable[..., SandboxServer],
+    fake_renderer: Renderer,
+    tmp_path: Path,
+    cache: RawCache,
+    req: SourceRequest,
 ) -> None:
     server = sandbox()
-    cache = RawCache(tmp_path / "raw")
-    req = era5_request(tmp_path)
     result = fetch(req, cache, client_for(server))
     assert result.outcome == "fetched" and result.path == cache.path_for(req)
     assert result.path.is_file() and sha256_of(result.path) == expected_sha(
@@ -149,11 +163,9 @@ def test_a_fetch_installs_the_verified_file_and_records_it(
 
 
 def test_a_complete_entry_is_reused_without_sending_anything(
-    sandbox: Callable[..., SandboxServer], tmp_path: Path
+    sandbox: Callable[..., SandboxServer], cache: RawCache, req: SourceRequest
 ) -> None:
     server = sandbox()
-    cache = RawCache(tmp_path / "raw")
-    req = era5_request(tmp_path)
     first = fetch(req, cache, client_for(server))
     before, row = sent(server), cache.lookup(req.key)
     again = fetch(req, cache, client_for(server))
@@ -167,11 +179,9 @@ def test_a_complete_entry_is_reused_without_sending_anything(
 
 
 def test_a_complete_row_whose_file_is_gone_is_fetched_again(
-    sandbox: Callable[..., SandboxServer], tmp_path: Path
+    sandbox: Callable[..., SandboxServer], cache: RawCache, req: SourceRequest
 ) -> None:
     server = sandbox()
-    cache = RawCache(tmp_path / "raw")
-    req = era5_request(tmp_path)
     first = fetch(req, cache, client_for(server))
     assert first.path is not None
     digest = sha256_of(first.path)
@@ -188,15 +198,13 @@ def test_a_complete_row_whose_file_is_gone_is_fetched_again(
 
 
 def test_a_file_at_its_final_name_without_a_row_is_recovered(
-    sandbox: Callable[..., SandboxServer], tmp_path: Path
+    sandbox: Callable[..., SandboxServer], tmp_path: Path, cache: RawCache, req: SourceRequest
 ) -> None:
     """A kill between the rename and the manifest row: the file is re-verified and adopted."""
     server = sandbox()
     done = RawCache(tmp_path / "done")
-    req = era5_request(tmp_path)
     fetched = fetch(req, done, client_for(server))
     assert fetched.path is not None
-    cache = RawCache(tmp_path / "raw")
     final = cache.path_for(req)
     final.parent.mkdir(parents=True)
     shutil.copyfile(fetched.path, final)
@@ -213,11 +221,9 @@ def test_a_file_at_its_final_name_without_a_row_is_recovered(
 
 
 def test_a_damaged_file_at_its_final_name_is_quarantined_and_fetched(
-    sandbox: Callable[..., SandboxServer], tmp_path: Path
+    sandbox: Callable[..., SandboxServer], tmp_path: Path, cache: RawCache, req: SourceRequest
 ) -> None:
     server = sandbox()
-    cache = RawCache(tmp_path / "raw")
-    req = era5_request(tmp_path)
     good = fetch(req, RawCache(tmp_path / "done"), client_for(server))
     assert good.path is not None
     final = cache.path_for(req)
@@ -230,12 +236,14 @@ def test_a_damaged_file_at_its_final_name_is_quarantined_and_fetched(
 
 
 def test_a_submitted_job_is_resumed_by_its_request_id(
-    sandbox: Callable[..., SandboxServer], fake_renderer: Renderer, tmp_path: Path
+    sandbox: Callable[..., SandboxServer],
+    fake_renderer: Renderer,
+    tmp_path: Path,
+    cache: RawCache,
+    req: SourceRequest,
 ) -> None:
     """A run killed after the store accepted the job: the next run downloads that job."""
     server = sandbox("queue=1,queue_seconds=0.3")
-    cache = RawCache(tmp_path / "raw")
-    req = era5_request(tmp_path)
     request_id = client_for(server).submit(req.dataset, req.request)
     cache.record_submitted(req, request_id)  # what the killed run had written
     result = fetch(req, cache, client_for(server))
@@ -273,15 +281,14 @@ def _deleted(server: SandboxServer, req: SourceRequest) -> str:
 )
 def test_a_job_the_store_no_longer_has_is_submitted_again(
     sandbox: Callable[..., SandboxServer],
-    tmp_path: Path,
+    cache: RawCache,
+    req: SourceRequest,
     lost_job: Callable[[SandboxServer, SourceRequest], str],
     faults: str | None,
     sent_to_store: tuple[int, int],
 ) -> None:
     """A request id on record whose job the store no longer has: ask again, once."""
     server = sandbox(faults)
-    cache = RawCache(tmp_path / "raw")
-    req = era5_request(tmp_path)
     cache.record_submitted(req, lost_job(server, req))
     result = fetch(req, cache, client_for(server))
     assert result.outcome == "fetched"
@@ -290,8 +297,7 @@ def test_a_job_the_store_no_longer_has_is_submitted_again(
     assert stats is not None and (stats.submissions, stats.jobs) == sent_to_store
 
 
-def test_partial_downloads_of_dead_runs_are_cleaned(tmp_path: Path) -> None:
-    cache = RawCache(tmp_path / "raw")
+def test_partial_downloads_of_dead_runs_are_cleaned(tmp_path: Path, cache: RawCache) -> None:
     dead = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"],
         check=True,
@@ -325,12 +331,15 @@ def test_partial_downloads_of_dead_runs_are_cleaned(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("variant", ["overwrite", "cut"])
 def test_a_corrupt_download_is_quarantined_then_fetched_on_a_fresh_job(
-    sandbox: Callable[..., SandboxServer], fake_renderer: Renderer, tmp_path: Path, variant: str
+    sandbox: Callable[..., SandboxServer],
+    fake_renderer: Renderer,
+    tmp_path: Path,
+    cache: RawCache,
+    req: SourceRequest,
+    variant: str,
 ) -> None:
     server = sandbox()
     server.queue_fault(f"corrupt:{variant}")
-    cache = RawCache(tmp_path / "raw")
-    req = era5_request(tmp_path)
     result = fetch(req, cache, client_for(server))
     assert result.outcome == "fetched" and result.quarantined == 1 and result.retries == 1
     assert result.path is not None
@@ -344,12 +353,14 @@ def test_a_corrupt_download_is_quarantined_then_fetched_on_a_fresh_job(
 
 
 def test_a_truncated_download_is_retried_on_the_same_job(
-    sandbox: Callable[..., SandboxServer], fake_renderer: Renderer, tmp_path: Path
+    sandbox: Callable[..., SandboxServer],
+    fake_renderer: Renderer,
+    tmp_path: Path,
+    cache: RawCache,
+    req: SourceRequest,
 ) -> None:
     """With one HTTP try the client cannot resume the transfer itself: the fetch retries."""
     server = sandbox("truncate=1,transient_attempts=1")
-    cache = RawCache(tmp_path / "raw")
-    req = era5_request(tmp_path)
     one_try = RetryPolicy(http_tries=1, sleep_max=0.02, download_tries=3, timeout=10.0)
     result = fetch(req, cache, client_for(server, retry=one_try))
     assert result.outcome == "fetched" and result.retries == 1 and result.quarantined == 0
@@ -361,11 +372,10 @@ def test_a_truncated_download_is_retried_on_the_same_job(
 
 
 def test_a_failed_job_is_recorded_as_failed_with_the_stores_message(
-    sandbox: Callable[..., SandboxServer], tmp_path: Path
+    sandbox: Callable[..., SandboxServer], tmp_path: Path, cache: RawCache
 ) -> None:
     server = sandbox()
     server.queue_fault("fail")
-    cache = RawCache(tmp_path / "raw")
     req = eac4_request(tmp_path)
     result = fetch(req, cache, client_for(server))
     assert result.outcome == "failed" and result.path is None
@@ -382,10 +392,9 @@ def test_a_failed_job_is_recorded_as_failed_with_the_stores_message(
 
 
 def test_a_missing_date_fails_with_the_date(
-    sandbox: Callable[..., SandboxServer], tmp_path: Path
+    sandbox: Callable[..., SandboxServer], tmp_path: Path, cache: RawCache
 ) -> None:
     server = sandbox(f"missing={DAY.isoformat()}")
-    cache = RawCache(tmp_path / "raw")
     result = fetch(era5_request(tmp_path), cache, client_for(server))
     assert result.outcome == "failed" and result.error is not None
     assert f"no data available for {DAY.isoformat()}" in result.error
@@ -393,11 +402,9 @@ def test_a_missing_date_fails_with_the_date(
 
 
 def test_a_store_that_keeps_sending_damage_gives_up_naming_the_damage(
-    sandbox: Callable[..., SandboxServer], tmp_path: Path
+    sandbox: Callable[..., SandboxServer], cache: RawCache, req: SourceRequest
 ) -> None:
     server = sandbox("corrupt=1,transient_attempts=99")
-    cache = RawCache(tmp_path / "raw")
-    req = era5_request(tmp_path)
     result = fetch(req, cache, client_for(server))
     assert result.outcome == "failed" and result.quarantined == FAST.download_tries
     assert result.error is not None and "damaged" in result.error
@@ -409,12 +416,10 @@ def test_a_store_that_keeps_sending_damage_gives_up_naming_the_damage(
 
 
 def test_concurrent_fetches_of_one_request_send_it_once(
-    sandbox: Callable[..., SandboxServer], tmp_path: Path
+    sandbox: Callable[..., SandboxServer], cache: RawCache, req: SourceRequest
 ) -> None:
     """Two tasks of one process (e.g. two Prefect flows) asking for the same request."""
     server = sandbox("queue=1,queue_seconds=0.3")
-    cache = RawCache(tmp_path / "raw")
-    req = era5_request(tmp_path)
     results: list[FetchResult] = []
     threads = [
         threading.Thread(target=lambda: results.append(fetch(req, cache, client_for(server))))
@@ -448,13 +453,14 @@ def _everything_written(cache: RawCache) -> str:
 def test_the_key_never_leaks(
     sandbox: Callable[..., SandboxServer],
     tmp_path: Path,
+    cache: RawCache,
+    req: SourceRequest,
     caplog: pytest.LogCaptureFixture,
     capfd: pytest.CaptureFixture[str],
     request: pytest.FixtureRequest,
 ) -> None:
     caplog.set_level(logging.DEBUG)
     server = sandbox("throttle=1,server_error=1,truncate=1,queue=1,queue_seconds=0.2")
-    cache = RawCache(tmp_path / "raw")
     client = client_for(server)
     # handlers added after the client was made (logging configured later, an orchestrator's
     # own) get no mask of their own: what they see must be clean at the source. They sit on
@@ -469,7 +475,6 @@ def test_the_key_never_leaks(
     # while no other thread is restoring that logger's level): masked where it is made
     logging.getLogger("ecmwf.datastores.legacy_client").debug("CDSAPI %s", {"key": KEY})
     texts: list[str] = [repr(client), repr(client.endpoint), str(client.endpoint.key)]
-    req = era5_request(tmp_path)
     texts.append(repr(fetch(req, cache, client)))
     server.queue_fault("corrupt")
     server.queue_fault("fail", dataset_id=req.dataset)

@@ -44,6 +44,7 @@ from aircast.sandbox.server import Renderer, RequestStats, SandboxServer
 from aircast.sources.cache import RawCache, sha256_of
 from aircast.sources.ingest import Source, plan, retry_policy
 from aircast.sources.requests import SourceRequest
+from aircast.testing import merge_sections
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "configs" / "demo.yaml"
@@ -85,11 +86,7 @@ def recipe(root: Path, url: str = "http://127.0.0.1:9/api", **changes: Any) -> d
         ingest={"http_tries": 4, "download_tries": 4, "sleep_max": 0.05, "timeout": 20},
         paths={"root": str(root)},
     )
-    for key, value in changes.items():
-        if isinstance(value, dict) and isinstance(raw.get(key), dict):
-            raw[key] = {**raw[key], **value}
-        else:
-            raw[key] = value
+    merge_sections(raw, changes)
     return raw
 
 
