@@ -4,7 +4,8 @@
   :func:`product_renderer`, real products written over it: sandbox servers that answer at once;
 - :class:`Sandboxes`, sandbox servers started on demand and stopped together (the ``sandbox``
   fixture of ``tests/conftest.py``), and :func:`free_port` for a server of one's own;
-- :func:`ingest_from_sandbox`, a recipe's raw inputs from the embedded sandbox;
+- :func:`ingest_from_sandbox`, a recipe's raw inputs from the embedded sandbox, and
+  :func:`torch_threads` / :func:`single_thread_env`, torch on one thread (here or in a child);
 - the tiny training recipe (:func:`tiny_training_recipe`), its store
   (:func:`ensure_tiny_store`) and a few-step forecaster trained on it
   (:func:`ensure_tiny_forecaster`), each built once into a folder that callers share;
@@ -39,6 +40,7 @@ from aircast.sandbox.faults import FaultPlan
 from aircast.sandbox.server import Renderer, SandboxServer
 
 if TYPE_CHECKING:
+    from aircast.sandbox.products import AtmosphereLike
     from aircast.sources.ingest import Source
 
 # ---------------------------------------------------------------------------------------------
@@ -158,7 +160,7 @@ class FakeAtmosphere:
         return out
 
 
-def product_renderer(atmosphere: Any) -> Renderer:
+def product_renderer(atmosphere: AtmosphereLike) -> Renderer:
     """A sandbox renderer writing real products (``products.write_product``) over
     ``atmosphere`` (an ``AtmosphereLike``, e.g. a :class:`FakeAtmosphere`): the bytes the
     decoders check, without the toy atmosphere's simulation."""
