@@ -136,6 +136,7 @@ def main() -> None:
         help=f"variants to train (default: all of {list(VARIANTS)})",
     )
     parser.add_argument("--no-record", action="store_true")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="the JSON list appended to")
     args = parser.parse_args()
     base = load_config(args.config)
     if args.seed is not None:
@@ -174,7 +175,7 @@ def main() -> None:
         print(table_row(name, row, rows))
     if not args.no_record:
         append_result(
-            RESULTS,
+            args.results,
             {
                 "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                 "config": args.config,

@@ -63,12 +63,20 @@ def variants(state: dict[str, torch.Tensor]) -> dict[str, dict[str, torch.Tensor
     }
 
 
+def maes_at(row: dict[str, Any], leads: tuple[int, ...]) -> str:
+    """A row's PM2.5 MAE at ``leads`` (hours, every 3 h from 3 h) as printed: ``-`` for a lead
+    past the recipe's rollout horizon (``training.max_lead_hours``)."""
+    mae = np.asarray(row["pm2p5"]["mae_by_lead"])
+    return "/".join(f"{mae[lead // 3 - 1]:.3f}" if lead // 3 <= mae.size else "-" for lead in leads)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--checkpoint", required=True, type=Path)
     parser.add_argument("--config", default="configs/demo.yaml")
     parser.add_argument("--period", default="test", choices=["validation", "test"])
     parser.add_argument("--no-record", action="store_true")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="the JSON list appended to")
     args = parser.parse_args()
     config = load_config(args.config)
     torch.set_num_threads(1)  # two cores shared with other jobs: one thread is steadier
@@ -85,17 +93,16 @@ def main() -> None:
             rows.setdefault("persistence", summarise(card, "persistence"))
             rows.setdefault("climatology", summarise(card, "climatology"))
             print(f"scored: {name}")
-    at = [lead // 3 - 1 for lead in REPORT_LEADS]
     print(
         f"\n{'model':<32} {'pm2p5 MAE':>10} {'pm2p5 ext':>10} {'pm10 MAE':>10} {'pm10 ext':>10} "
         f"{'lost p/c':>9} {'pm2p5 MAE 24/48/72 h':>22}   (µg m-3, mean over leads 3-72 h)"
     )
     for name, row in rows.items():
-        by_lead = "/".join(f"{v:.3f}" for v in np.asarray(row["pm2p5"]["mae_by_lead"])[at])
+        by_lead = maes_at(row, REPORT_LEADS)
         print(f"{table_row(name, row, rows, width=32)} {by_lead:>22}")
     if not args.no_record:
         append_result(
-            RESULTS,
+            args.results,
             {
                 "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                 "config": args.config,

@@ -1,7 +1,8 @@
 """How fast GRIB products decode into AirCast's canonical form, against the raw ecCodes floor.
 
 Run: ``.venv/bin/python bench/bench_decode.py`` (``--help`` for the options: rounds, seconds per
-file, a label for the record, a folder to keep the products in).
+file, a label for the record, a folder to keep the products in, ``--toy`` for products over a
+5° box: a smoke run in seconds, its figures meaningless).
 
 Products are written once by the sandbox (:func:`aircast.sandbox.products.write_product` with
 the toy atmosphere) into a temporary folder (or ``--data DIR``, reused when it already holds
@@ -58,6 +59,9 @@ RESULTS = Path(__file__).resolve().parent / "results" / "decode.json"
 TODAY = dt.date(2024, 6, 1)
 AREA = [45, -20, 0, 76]  # the default recipe's region plus its margin, on the 0.25° grid
 STORE_HOURS = [f"{h:02d}:00" for h in range(0, 24, 3)]
+#: ``--toy``: the areas of a 5° box (EAC4's on its 0.75° grid)
+TOY_AREA = [45, -20, 40, -15]
+TOY_EAC4_AREA = [45, -20.25, 39.75, -15.0]
 
 #: name -> (dataset, request): one day of each product the pipeline ingests
 PRODUCTS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -210,10 +214,14 @@ def machine() -> dict[str, Any]:
     return info
 
 
-def write_products(folder: Path) -> dict[str, tuple[Path, ParsedRequest]]:
+def write_products(folder: Path, toy: bool = False) -> dict[str, tuple[Path, ParsedRequest]]:
+    """Each product of :data:`PRODUCTS` written once into ``folder`` (``toy``: over a 5° box)."""
     atmosphere = ToyAtmosphere()
     out = {}
     for name, (dataset, request) in PRODUCTS.items():
+        if toy:
+            request = {**request, "area": TOY_EAC4_AREA if dataset == CAMS_EAC4 else TOY_AREA}
+            name = f"{name}-toy"
         parsed = validate_request(dataset, request, today=TODAY)
         path = folder / f"{name}.grib"
         if not path.exists():
@@ -229,13 +237,15 @@ def main() -> None:
     parser.add_argument("--min-seconds", type=float, default=3.0, help="per file at least")
     parser.add_argument("--label", default="current", help="what this run measures")
     parser.add_argument("--data", type=Path, help="folder to keep the products in")
+    parser.add_argument("--toy", action="store_true", help="a 5° box: a smoke run in seconds")
     parser.add_argument("--no-record", action="store_true", help="do not append the results")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="the JSON list appended to")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="aircast-bench-decode-") as tmp:
         folder = args.data or Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
-        products = write_products(folder)
+        products = write_products(folder, args.toy)
         rows = []
         for name, (path, parsed) in products.items():
             size_mb = path.stat().st_size / 1e6
@@ -276,9 +286,10 @@ def main() -> None:
         "machine": machine(),
         "load_average": os.getloadavg(),
         "results": rows,
+        **({"toy": True} if args.toy else {}),  # a smoke run's figures are not measurements
     }
     if not args.no_record:
-        append_result(RESULTS, record)
+        append_result(args.results, record)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
 Run: ``.venv/bin/python bench/bench_forecast_publish.py`` (``--help`` for the options: a
 folder to keep the data in, repeats, a label for the record, ``--torch-threads``,
-``--profile``).
+``--profile``, ``--toy`` for the recipe over a 6° box: a smoke run of every stage, its figures
+meaningless).
 
 Why
 ---
@@ -105,6 +106,8 @@ FIRST_DAY = dt.date(2019, 6, 1)
 DAYS = 4  # train 06-01..06-02, validation 06-03, test 06-04
 FORECAST_DAY = dt.date(2019, 6, 4)
 TARGET_S = 30.0
+#: ``--toy``: a 6° box of the default region, edges on its 0.75° grid
+TOY_REGION = {"north": 30.0, "south": 24.0, "west": 30.0, "east": 36.0}
 
 #: (key, label) of every timed stage, in order
 STAGES = (
@@ -127,11 +130,14 @@ END_TO_END = ("imports", "open_store", *TOTAL)
 # setup (not timed)
 
 
-def bench_config(root: Path) -> dict[str, Any]:
-    """The default recipe with ``paths.root`` at ``root`` and periods in June 2019."""
+def bench_config(root: Path, toy: bool = False) -> dict[str, Any]:
+    """The default recipe with ``paths.root`` at ``root`` and periods in June 2019 (``toy``:
+    over :data:`TOY_REGION`)."""
     from aircast.config import DEFAULT_CONFIG
 
     data: dict[str, Any] = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    if toy:
+        data["region"] = TOY_REGION
     day = [FIRST_DAY + dt.timedelta(days=i) for i in range(DAYS)]
     data["periods"] = {
         "train": {"start": day[0].isoformat(), "end": day[1].isoformat()},
@@ -199,12 +205,12 @@ def write_checkpoint(config: AirCastConfig) -> tuple[Path, dict[str, Any]]:
     return path, info
 
 
-def setup(folder: Path) -> tuple[Path, dict[str, Any]]:
+def setup(folder: Path, toy: bool = False) -> tuple[Path, dict[str, Any]]:
     """Ingest, build the store, write the checkpoint, ingest the CAMS runs; the config path."""
     from aircast.config import parse_config
     from aircast.jobs.build import run_build
 
-    data = bench_config(folder / "root")
+    data = bench_config(folder / "root", toy)
     config = parse_config(data)
     config_path = folder / "bench-default.yaml"
     config_path.write_text(yaml.safe_dump(data, sort_keys=False))
@@ -392,8 +398,9 @@ def summarise(repeats: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def print_table(label: str, summary: dict[str, Any], repeats: int) -> None:
-    print(f"\n{label}: forecast of {FORECAST_DAY} 00 UTC, default recipe, {repeats} repeats\n")
+def print_table(label: str, summary: dict[str, Any], repeats: int, toy: bool = False) -> None:
+    recipe = "default recipe" + (" (--toy: a 6° box)" if toy else "")
+    print(f"\n{label}: forecast of {FORECAST_DAY} 00 UTC, {recipe}, {repeats} repeats\n")
     print("| stage | median s | best s | CPU s (median) |")
     print("|---|---|---|---|")
     for key, name in STAGES:
@@ -436,7 +443,9 @@ def main() -> None:
         help="torch's intra-op threads in each repeat (default: the recipe's "
         "forecast.torch_threads, as the product runs; torch's own default when unset)",
     )
+    parser.add_argument("--toy", action="store_true", help="a 6° box: a smoke run")
     parser.add_argument("--no-record", action="store_true", help="do not append the results")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="the JSON list appended to")
     parser.add_argument("--worker", type=Path, help=argparse.SUPPRESS)  # config of one repeat
     parser.add_argument("--forecast-url", help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
@@ -451,7 +460,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="aircast-bench-forecast-") as tmp:
         folder = (args.data or Path(tmp)).resolve()
         folder.mkdir(parents=True, exist_ok=True)
-        config_path, setup_info = setup(folder)
+        config_path, setup_info = setup(folder, args.toy)
         print("inputs ingested; timing", flush=True)
         work = folder / "work"
         shutil.rmtree(work, ignore_errors=True)
@@ -479,7 +488,7 @@ def main() -> None:
         load_end = load_average()
 
     summary = summarise(repeats)
-    print_table(args.label, summary, args.repeats)
+    print_table(args.label, summary, args.repeats, args.toy)
     first = repeats[0]
     print(
         f"torch threads {first['torch_threads']}; {first['forward_passes']} forward passes; "
@@ -513,9 +522,10 @@ def main() -> None:
         "run_shape": first["run_shape"],
         "repeat_results": repeats,
         "profile": profile,
+        **({"toy": True} if args.toy else {}),  # a smoke run's figures are not measurements
     }
     if not args.no_record:
-        append_result(RESULTS, record)
+        append_result(args.results, record)
 
 
 if __name__ == "__main__":

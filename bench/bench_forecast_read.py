@@ -115,6 +115,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=30, help="repeats of each read")
     parser.add_argument("--label", default="current", help="what this run measures")
     parser.add_argument("--no-record", action="store_true", help="do not append the results")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="the JSON list appended to")
     args = parser.parse_args()
 
     config = load_config(DEFAULT_CONFIG)
@@ -230,7 +231,7 @@ def main() -> None:
         "reads": reads,
     }
     if not args.no_record:
-        append_result(RESULTS, record)
+        append_result(args.results, record)
 
 
 if __name__ == "__main__":

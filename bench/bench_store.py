@@ -2,7 +2,8 @@
 
 Run: ``bash bench/anemoi/setup.sh`` once (anemoi-datasets in its own venv, it pins zarr 2),
 then ``.venv/bin/python bench/bench_store.py`` (``--help`` for the options: days, rounds, a
-folder to keep the raw cache in, a label for the record, ``--profile``).
+folder to keep the raw cache in, a label for the record, ``--profile``, ``--toy``). Without
+the anemoi venv the bench says so and measures AirCast alone.
 
 What runs
 ---------
@@ -12,6 +13,8 @@ What runs
    embedded sandbox into ``DATA/root`` (``paths.root`` overridden; periods set to those days:
    train all but the last two, then one validation and one test day). ``--data DIR`` keeps
    the raw cache between runs; ingestion is idempotent, so a second run fetches nothing.
+   ``--toy`` cuts the region to a 6° box (8 × 8 cells): a smoke run of every step in seconds,
+   its figures meaningless.
 2. **Contenders**, each a fresh process (so interpreter start and imports count for both
    tools alike), timed by wall clock, in interleaved rounds (``--repeats``), best kept:
 
@@ -92,6 +95,8 @@ HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "store.json"
 RECIPES = HERE / "anemoi"
 ANEMOI_VENV = HERE / ".anemoi-venv"
+#: ``--toy``: a 6° box of the default region, edges on its 0.75° grid
+TOY_REGION = {"north": 30.0, "south": 24.0, "west": 30.0, "east": 36.0}
 FIRST_DAY = dt.date(2019, 6, 1)
 SOURCES: tuple[Source, ...] = ("era5", "eac4")
 SHORT = {
@@ -106,11 +111,14 @@ STEPS_PER_DAY = 8
 # the recipe and its raw inputs
 
 
-def bench_config(root: Path, days: int) -> dict[str, Any]:
-    """The default recipe with ``paths.root`` at ``root`` and periods over ``days`` days."""
+def bench_config(root: Path, days: int, toy: bool = False) -> dict[str, Any]:
+    """The default recipe with ``paths.root`` at ``root`` and periods over ``days`` days
+    (``toy``: over :data:`TOY_REGION`)."""
     if days < 3:
         raise SystemExit("--days must be at least 3 (train, validation and test need a day each)")
     data = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    if toy:
+        data["region"] = TOY_REGION
     day = [FIRST_DAY + dt.timedelta(days=i) for i in range(days)]
     data["periods"] = {
         "train": {"start": day[0].isoformat(), "end": day[-3].isoformat()},
@@ -198,16 +206,17 @@ def write_recipes(folder: Path, linked: Path, days: int, part_days: int) -> dict
 
 
 def aircast_command(config_path: Path, serial: bool) -> list[str]:
-    script = Path(sys.executable).with_name("aircast")
-    base = [str(script)] if script.exists() else [sys.executable, "-m", "aircast.cli"]
+    """``aircast store build``, run as ``python -m aircast`` by this interpreter: the AirCast
+    this bench imports (an ``aircast`` script beside it may belong to another checkout)."""
+    base = [sys.executable, "-m", "aircast"]
     return [*base, "store", "build", str(config_path), *(["--serial"] if serial else [])]
 
 
-def anemoi_command(recipe: Path, out: Path, processes: int) -> list[str]:
+def anemoi_command(venv: Path, recipe: Path, out: Path, processes: int) -> list[str]:
     """``anemoi-datasets create`` (serial: its ``--processes`` is broken in 0.5.47)."""
     if processes > 1:
         raise ValueError("anemoi-datasets create --processes fails in 0.5.47; run it serially")
-    command = [str(ANEMOI_VENV / "bin" / "anemoi-datasets"), "create", "--overwrite"]
+    command = [str(venv / "bin" / "anemoi-datasets"), "create", "--overwrite"]
     return [*command, str(recipe), str(out)]
 
 
@@ -249,7 +258,7 @@ def stage_seconds(tool: str, log: Path) -> dict[str, float]:
     return out
 
 
-def anemoi_shapes(paths: dict[str, Path]) -> dict[str, Any]:
+def anemoi_shapes(venv: Path, paths: dict[str, Path]) -> dict[str, Any]:
     """Shape and variables of each anemoi dataset (read with the anemoi venv's zarr 2)."""
     code = (
         "import json, sys, zarr; out = {}\n"
@@ -259,7 +268,7 @@ def anemoi_shapes(paths: dict[str, Path]) -> dict[str, Any]:
         "print(json.dumps(out))"
     )
     arg = json.dumps({n: str(p) for n, p in paths.items()})
-    python = str(ANEMOI_VENV / "bin" / "python")
+    python = str(venv / "bin" / "python")
     done = subprocess.run([python, "-c", code, arg], capture_output=True, text=True, check=True)
     shapes: dict[str, Any] = json.loads(done.stdout)
     return shapes
@@ -401,15 +410,15 @@ def load_average() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
-def machine() -> dict[str, Any]:
+def machine(anemoi_venv: Path) -> dict[str, Any]:
     info = machine_info(("numpy", "zarr", "xarray", "dask", "distributed", "eccodes", "numcodecs"))
     info["aircast_versions"] = info.pop("versions")
-    info["anemoi_versions"] = anemoi_versions()
+    info["anemoi_versions"] = anemoi_versions(anemoi_venv)
     return info
 
 
-def anemoi_versions() -> dict[str, str] | None:
-    python = ANEMOI_VENV / "bin" / "python"
+def anemoi_versions(venv: Path) -> dict[str, str] | None:
+    python = venv / "bin" / "python"
     if not python.exists():
         return None
     names = ["anemoi-datasets", "anemoi-transform", "earthkit-data", "eccodes", "zarr", "numpy"]
@@ -452,6 +461,22 @@ def figures(rows: list[dict[str, Any]]) -> dict[str, float | None]:
     }
 
 
+def ratio_line(ratios: dict[str, float | None]) -> str | None:
+    """The headline ratios as printed; None without anemoi. A mode anemoi was not run in
+    (its parallel mode, see above) has no ratio and is left out."""
+    if ratios["best_vs_best"] is None:
+        return None
+    by_mode = "".join(
+        f"; {mode} {ratios[mode]:.2f}"
+        for mode in ("serial", "parallel")
+        if ratios[mode] is not None
+    )
+    return (
+        f"ratio (AirCast over anemoi, wall): best mode vs best mode "
+        f"{ratios['best_vs_best']:.2f}{by_mode} (target: <= 1)"
+    )
+
+
 # ---------------------------------------------------------------------------------------------
 # main
 
@@ -465,7 +490,12 @@ def main() -> None:
     parser.add_argument("--label", default="current", help="what this run measures")
     parser.add_argument("--profile", action="store_true", help="cProfile a serial part 0")
     parser.add_argument("--no-anemoi", action="store_true", help="AirCast only")
+    parser.add_argument(
+        "--anemoi-venv", type=Path, default=ANEMOI_VENV, help="anemoi-datasets' venv (setup.sh)"
+    )
+    parser.add_argument("--toy", action="store_true", help="a 6° box: a smoke run in seconds")
     parser.add_argument("--no-record", action="store_true", help="do not append the results")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="the JSON list appended to")
     args = parser.parse_args()
 
     load_start = load_average()
@@ -476,7 +506,7 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
         (work / "logs").mkdir(parents=True)
 
-        config_data = bench_config(folder / "root", args.days)
+        config_data = bench_config(folder / "root", args.days, args.toy)
         config = parse_config(config_data)
         ingest_s = ingest_days(config, args.days)
         print(f"ingestion took {ingest_s:.1f} s (not part of the figures)", flush=True)
@@ -488,13 +518,21 @@ def main() -> None:
 
         inputs = raw_inputs(config, args.days)
         aircast_files = [path for *_, path in inputs]
-        use_anemoi = not args.no_anemoi and (ANEMOI_VENV / "bin" / "anemoi-datasets").exists()
+        venv = args.anemoi_venv
+        use_anemoi = not args.no_anemoi and (venv / "bin" / "anemoi-datasets").exists()
         if not args.no_anemoi and not use_anemoi:
-            print("bench/.anemoi-venv is missing: run bash bench/anemoi/setup.sh; AirCast only")
-        linked = work / "anemoi-input"
-        link_for_anemoi(inputs, linked)
-        recipes = write_recipes(work, linked, args.days, config.store.part_days)
-        by_recipe = anemoi_files(inputs, args.days)
+            print(
+                f"anemoi-datasets is not installed ({venv} is missing: run bash "
+                "bench/anemoi/setup.sh): AirCast only, no comparison",
+                flush=True,
+            )
+        recipes: dict[str, Path] = {}
+        by_recipe: dict[str, list[Path]] = {"era5": [], "eac4": []}
+        if use_anemoi:
+            linked = work / "anemoi-input"
+            link_for_anemoi(inputs, linked)
+            recipes = write_recipes(work, linked, args.days, config.store.part_days)
+            by_recipe = anemoi_files(inputs, args.days)
 
         env = dict(os.environ)
         env.setdefault("OMP_NUM_THREADS", "1")  # neither tool uses threads; keep BLAS quiet
@@ -519,7 +557,8 @@ def main() -> None:
                     out = work / f"anemoi-{name}.zarr"
                     shutil.rmtree(out, ignore_errors=True)
                     log = work / "logs" / f"anemoi-{name}-p{processes}-{round_}.log"
-                    seconds, cpu = run_logged(anemoi_command(recipe, out, processes), log, env)
+                    command = anemoi_command(venv, recipe, out, processes)
+                    seconds, cpu = run_logged(command, log, env)
                     total, total_cpu = total + seconds, total_cpu + cpu
                     stages[f"{name}:wall"] = round(seconds, 3)
                     for stage, value in stage_seconds("anemoi", log).items():
@@ -590,7 +629,7 @@ def main() -> None:
         }
         if use_anemoi:
             zarrs = {n: work / f"anemoi-{n}.zarr" for n in recipes}
-            for name, info in anemoi_shapes(zarrs).items():
+            for name, info in anemoi_shapes(venv, zarrs).items():
                 outputs[f"anemoi-{name}"] = {"bytes": du(zarrs[name]), **info}
 
         print("\ntraining reads: random time steps from the AirCast store", flush=True)
@@ -599,7 +638,8 @@ def main() -> None:
         load_end = load_average()
         recipe_texts = {n: p.read_text() for n, p in recipes.items()}
 
-    print(f"\n{args.label}: {args.days} days of configs/default.yaml, best of {args.repeats}\n")
+    what = "configs/default.yaml" + (" (--toy: a 6° box)" if args.toy else "")
+    print(f"\n{args.label}: {args.days} days of {what}, best of {args.repeats}\n")
     print("| tool | files | GB in | wall s | GB/min | s/stored day | ratio | CPU s | CPU ratio |")
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
@@ -610,12 +650,9 @@ def main() -> None:
             f"{r['gb_per_min']:.2f} | {r['s_per_stored_day']:.2f} | {ratio} | "
             f"{r['cpu_s']:.1f} | {cpu_ratio} |"
         )
-    if ratios["best_vs_best"] is not None:
-        print(
-            f"\nratio (AirCast over anemoi, wall): best mode vs best mode "
-            f"{ratios['best_vs_best']:.2f}; serial {ratios['serial']:.2f}; "
-            f"parallel {ratios['parallel']:.2f} (target: <= 1)"
-        )
+    headline = ratio_line(ratios)
+    if headline is not None:
+        print(f"\n{headline}")
     print("\n| readers | steps/s | MB/s (uncompressed) | ms per step per process |")
     print("|---|---|---|---|")
     for r in reads:
@@ -641,7 +678,7 @@ def main() -> None:
         "first_day": FIRST_DAY.isoformat(),
         "repeats": args.repeats,
         "ingest_s": round(ingest_s, 1),
-        "machine": machine(),
+        "machine": machine(venv),
         "load_average_start": load_start,
         "load_average_end": load_end,
         "results": rows,
@@ -651,9 +688,10 @@ def main() -> None:
         "aircast_files": [f"{s}-{g}-{d}" for s, g, d, _ in inputs],
         "training_reads": reads,
         "profile": profile,
+        **({"toy": True} if args.toy else {}),  # a smoke run's figures are not measurements
     }
     if not args.no_record:
-        append_result(RESULTS, record)
+        append_result(args.results, record)
 
 
 if __name__ == "__main__":

@@ -322,6 +322,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--loader-batches", type=int, default=40)
     parser.add_argument("--no-record", action="store_true", help="do not write results")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="the JSON list appended to")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     config_name = "quick" if args.quick else "best"
@@ -406,7 +407,7 @@ def main(argv: list[str] | None = None) -> int:
             "memory_ratio": round(mem_ratio, 3),
             "loader": {"config": str(store_config), "runs": loader},
         }
-        append_result(RESULTS, record)
+        append_result(args.results, record)
     return 0
 
 

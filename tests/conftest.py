@@ -1,15 +1,29 @@
-"""Shared fixtures: where the real reference data live, and the sandbox server."""
+"""Shared fixtures: where the real reference data live, the fake atmosphere and the sandbox
+servers over it, single-threaded torch, and an S3 server (the factories are
+:mod:`aircast.testing`'s)."""
 
 from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-import numpy as np
 import pytest
-from flowtools import free_port
+
+from aircast.sandbox.server import Renderer
+from aircast.testing import (
+    FakeAtmosphere,
+    Sandboxes,
+    TinyEvaluation,
+    build_tiny_evaluation,
+    ensure_tiny_forecaster,
+    ensure_tiny_store,
+    free_port,
+    product_renderer,
+    torch_threads,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("AIRCAST_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -40,119 +54,65 @@ def real_grib() -> Path:
     return _shared("real-grib")
 
 
-class FakeAtmosphere:
-    """A tiny analytic stand-in for the sandbox's toy atmosphere (``AtmosphereLike``).
-
-    Every field is a smooth function of latitude, longitude (periodic), time and level,
-    within ``base ± amp`` in vocabulary units, so positive quantities stay positive. The
-    forecast drifts with lead time so that a test can tell it from the analysis.
-    """
-
-    #: name -> (base, amplitude); pressure-level bases scale with the level
-    SCALES: dict[str, tuple[float, float]] = {  # noqa: RUF012 - a fixed table
-        "t2m": (280.0, 15.0),
-        "d2m": (272.0, 10.0),
-        "u10": (0.0, 8.0),
-        "v10": (0.0, 8.0),
-        "msl": (101_000.0, 1500.0),
-        "sp": (97_000.0, 3000.0),
-        "tp": (2e-4, 1.5e-4),
-        "blh": (800.0, 500.0),
-        "tcwv": (25.0, 15.0),
-        "lsm": (0.5, 0.5),
-        "z_sfc": (3000.0, 2500.0),
-        "z": (50_000.0, 500.0),
-        "t": (250.0, 10.0),
-        "u": (5.0, 10.0),
-        "v": (0.0, 10.0),
-        "q": (4e-3, 3e-3),
-        "r": (60.0, 30.0),
-        "pm1": (5e-9, 3e-9),
-        "pm2p5": (1e-8, 6e-9),
-        "pm10": (2e-8, 1e-8),
-        "go3": (5e-8, 2e-8),
-        "no2": (1e-9, 5e-10),
-        "no": (3e-10, 1e-10),
-        "so2": (1e-9, 5e-10),
-        "co": (1e-7, 3e-8),
-        "tcco": (2e-3, 5e-4),
-        "tcno2": (1e-5, 5e-6),
-        "tc_no": (1e-6, 4e-7),
-        "tcso2": (1e-5, 5e-6),
-        "gtco3": (6e-3, 1e-3),
-    }
-    DRIFT_PER_HOUR = 0.002  # of the amplitude
-
-    def _hourly(
-        self,
-        name: str,
-        hours: np.ndarray,
-        lat: np.ndarray,
-        lon: np.ndarray,
-        level_hpa: float | None,
-    ) -> np.ndarray:
-        """float64 (time, lat, lon); ``hours`` since 2000-01-01, shape (time,)."""
-        base, amp = self.SCALES[name]
-        phase = sorted(self.SCALES).index(name)
-        la = np.deg2rad(np.asarray(lat, dtype=np.float64))[None, :, None]
-        lo = np.deg2rad(np.asarray(lon, dtype=np.float64))[None, None, :]
-        h = np.asarray(hours, dtype=np.float64)[:, None, None]
-        shape = 0.6 * np.sin(2 * lo + phase + 3 * la) * np.cos(la) + 0.4 * np.sin(
-            2 * np.pi * h / 24 + lo + phase
-        )  # within [-1, 1]
-        if level_hpa is not None:
-            base = base * (0.5 + level_hpa / 2000.0)
-        return base + amp * shape
-
-    @staticmethod
-    def _hours(times: np.ndarray) -> np.ndarray:
-        since = np.asarray(times).astype("datetime64[s]") - np.datetime64("2000-01-01", "s")
-        return since.astype(np.int64) / 3600.0
-
-    def sample(
-        self,
-        names: Sequence[str],
-        times: np.ndarray,
-        lat: np.ndarray,
-        lon: np.ndarray,
-        level_hpa: float | None = None,
-    ) -> dict[str, np.ndarray]:
-        hours = self._hours(times)
-        return {n: self._hourly(n, hours, lat, lon, level_hpa).astype(np.float32) for n in names}
-
-    def sample_forecast(
-        self,
-        names: Sequence[str],
-        init_time: np.datetime64,
-        lead_hours: Sequence[int],
-        lat: np.ndarray,
-        lon: np.ndarray,
-        level_hpa: float | None = None,
-    ) -> dict[str, np.ndarray]:
-        init = float(self._hours(np.asarray([init_time]))[0])
-        leads = np.asarray(lead_hours, dtype=np.float64)
-        out: dict[str, np.ndarray] = {}
-        for n in names:
-            if n == "tp":  # accumulated since the run started: the sum of the hourly amounts
-                hourly = self._hourly(
-                    n, init + np.arange(1, int(leads.max(initial=0)) + 1), lat, lon, None
-                )
-                total = np.concatenate(
-                    [np.zeros((1, *hourly.shape[1:])), np.cumsum(hourly, axis=0)]
-                )
-                out[n] = total[leads.astype(int)].astype(np.float32)
-            else:
-                drift = self.DRIFT_PER_HOUR * self.SCALES[n][1] * leads[:, None, None]
-                out[n] = (self._hourly(n, init + leads, lat, lon, level_hpa) + drift).astype(
-                    np.float32
-                )
-        return out
-
-
 @pytest.fixture(scope="session")
 def fake_atmosphere() -> FakeAtmosphere:
     """An analytic atmosphere for product and decoder tests (no simulation, instant)."""
     return FakeAtmosphere()
+
+
+@pytest.fixture(scope="session")
+def fake_renderer(fake_atmosphere: FakeAtmosphere) -> Renderer:
+    """Real products over the fake atmosphere: what a sandbox server renders in the tests."""
+    return product_renderer(fake_atmosphere)
+
+
+@pytest.fixture
+def sandbox_options(fake_renderer: Renderer) -> dict[str, Any]:
+    """What every :func:`sandbox` server gets unless its call says otherwise: real products
+    over the fake atmosphere. A module overrides this fixture for a key or renderer of its
+    own."""
+    return {"renderer": fake_renderer}
+
+
+@pytest.fixture
+def sandbox(sandbox_options: dict[str, Any]) -> Iterator[Sandboxes]:
+    """``sandbox(faults=None, **kwargs)`` starts a sandbox server on 127.0.0.1 (the arguments
+    of ``SandboxServer``, :func:`sandbox_options` by default); all are stopped afterwards."""
+    with Sandboxes(**sandbox_options) as servers:
+        yield servers
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """Single-threaded torch for the test: tiny tensors gain nothing from threads on a busy
+    2-core machine, and results then do not depend on the thread count (a reduction's order
+    does)."""
+    with torch_threads(1):
+        yield
+
+
+@pytest.fixture(scope="session")
+def tiny_recipe(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny training recipe's YAML (:func:`aircast.testing.ensure_tiny_store`), built once
+    per session for the training and the flow tests; its store and raw cache are beside it.
+    Read-only."""
+    return ensure_tiny_store(tmp_path_factory.getbasetemp() / "tiny-training")
+
+
+@pytest.fixture(scope="session")
+def tiny_forecaster(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny recipe with a few-step checkpoint and a forecast store beside it
+    (:func:`aircast.testing.ensure_tiny_forecaster`), built once per session for the forecast
+    and the flow tests; the recipe's path."""
+    return ensure_tiny_forecaster(tmp_path_factory.getbasetemp() / "tiny-forecast")
+
+
+@pytest.fixture(scope="session")
+def tiny_evaluation(tmp_path_factory: pytest.TempPathFactory) -> TinyEvaluation:
+    """The tiny evaluation recipe, its store and a model trained a few steps
+    (:func:`aircast.testing.build_tiny_evaluation`), built once per session for the evaluation
+    and the benchmark tests. Read-only."""
+    return build_tiny_evaluation(tmp_path_factory.mktemp("tiny-eval"))
 
 
 @pytest.fixture

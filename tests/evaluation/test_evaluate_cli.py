@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import xarray as xr
 import yaml
-from evaltools import Tiny, tiny_recipe
 from matplotlib.image import imread
 from typer.testing import CliRunner
 
@@ -18,18 +17,28 @@ from aircast.cli import app
 from aircast.evaluation import metrics
 from aircast.evaluation.scorecard import METRICS, MODELS
 from aircast.store.reader import open_store
+from aircast.testing import TinyEvaluation, tiny_evaluation_recipe
 from aircast.training.checkpoint import load_checkpoint, save_checkpoint
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module")
-def evaluated(tiny: Tiny, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
+def evaluated(
+    tiny_evaluation: TinyEvaluation, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[str, Path]:
     """The CLI's output and its output folder (run once: it fetches the CAMS forecast)."""
     out = tmp_path_factory.mktemp("evaluation")
     result = CliRunner().invoke(
         app,
-        ["evaluate", str(tiny.checkpoint), "--config", str(tiny.config_path), "--out", str(out)],
+        [
+            "evaluate",
+            str(tiny_evaluation.checkpoint),
+            "--config",
+            str(tiny_evaluation.config_path),
+            "--out",
+            str(out),
+        ],
     )
     assert result.exit_code == 0, result.output
     return result.output, out
@@ -79,11 +88,13 @@ def test_the_scorecard_has_every_model_variable_lead_and_metric(
     assert ds.attrs["n_init_times"] == 2
 
 
-def test_scores_match_a_direct_computation(evaluated: tuple[str, Path], tiny: Tiny) -> None:
+def test_scores_match_a_direct_computation(
+    evaluated: tuple[str, Path], tiny_evaluation: TinyEvaluation
+) -> None:
     """Persistence at 3 h, from the store by hand, pooled over both runs, in µg m-3."""
     _, out = evaluated
     ds = xr.open_zarr(out / "scorecard.zarr").load()
-    store = open_store(tiny.config.store_url)
+    store = open_store(tiny_evaluation.config.store_url)
     inits = np.array(["2019-06-04T00", "2019-06-05T00"], dtype="datetime64[ns]")
     before = store.read(inits)
     after = store.read(inits + np.timedelta64(3, "h"))
@@ -112,40 +123,51 @@ def test_the_tables_and_plots_are_written(evaluated: tuple[str, Path]) -> None:
         assert image.ndim == 3 and image.shape[0] > 200 and image.shape[1] > 400
 
 
-def test_a_missing_checkpoint_is_a_clear_error(tiny: Tiny, tmp_path: Path) -> None:
+def test_a_missing_checkpoint_is_a_clear_error(
+    tiny_evaluation: TinyEvaluation, tmp_path: Path
+) -> None:
     result = CliRunner().invoke(
-        app, ["evaluate", str(tmp_path / "nope.ckpt"), "--config", str(tiny.config_path)]
+        app, ["evaluate", str(tmp_path / "nope.ckpt"), "--config", str(tiny_evaluation.config_path)]
     )
     assert result.exit_code == 2
     assert "no checkpoint at" in result.output
 
 
-def test_a_checkpoint_of_another_store_is_refused(tiny: Tiny, tmp_path: Path) -> None:
-    ckpt = load_checkpoint(tiny.checkpoint)
+def test_a_checkpoint_of_another_store_is_refused(
+    tiny_evaluation: TinyEvaluation, tmp_path: Path
+) -> None:
+    ckpt = load_checkpoint(tiny_evaluation.checkpoint)
     other = dataclasses.replace(ckpt.meta, store_fingerprint="0" * 64)
     path = save_checkpoint(tmp_path / "other.ckpt", other, ckpt.model, ckpt.extra)
-    result = CliRunner().invoke(app, ["evaluate", str(path), "--config", str(tiny.config_path)])
+    result = CliRunner().invoke(
+        app, ["evaluate", str(path), "--config", str(tiny_evaluation.config_path)]
+    )
     assert result.exit_code == 2
     assert "the checkpoint does not match" in result.output
 
 
-def test_a_period_without_initial_times_is_a_clear_error(tiny: Tiny, tmp_path: Path) -> None:
-    data = tiny_recipe(tiny.root)
+def test_a_period_without_initial_times_is_a_clear_error(
+    tiny_evaluation: TinyEvaluation, tmp_path: Path
+) -> None:
+    data = tiny_evaluation_recipe(tiny_evaluation.root)
     data["periods"]["test"] = {"start": "2019-06-08", "end": "2019-06-09"}
     path = tmp_path / "later.yaml"
     path.write_text(yaml.safe_dump(data))
     runner = CliRunner()
-    result = runner.invoke(app, ["evaluate", str(tiny.checkpoint), "--config", str(path)])
+    result = runner.invoke(
+        app, ["evaluate", str(tiny_evaluation.checkpoint), "--config", str(path)]
+    )
     assert result.exit_code == 2
     assert "has no 00 UTC initial time with data" in result.output
     result = runner.invoke(
-        app, ["evaluate", str(tiny.checkpoint), "--config", str(path), "--period", "train"]
+        app,
+        ["evaluate", str(tiny_evaluation.checkpoint), "--config", str(path), "--period", "train"],
     )
     assert result.exit_code == 2 and "choose one of test, validation" in result.output
 
 
 def test_batching_the_initial_times_does_not_change_the_scores(
-    evaluated: tuple[str, Path], tiny: Tiny, tmp_path: Path
+    evaluated: tuple[str, Path], tiny_evaluation: TinyEvaluation, tmp_path: Path
 ) -> None:
     """One initial time per batch gives the CLI's scores (two runs in one batch)."""
     from aircast.evaluation.scorecard import evaluate
@@ -153,7 +175,10 @@ def test_batching_the_initial_times_does_not_change_the_scores(
     _, out = evaluated
     expected = xr.open_zarr(out / "scorecard.zarr").load()
     one_by_one = evaluate(
-        tiny.checkpoint, tiny.config, out_dir=tmp_path / "one", batch_size=1
+        tiny_evaluation.checkpoint,
+        tiny_evaluation.config,
+        out_dir=tmp_path / "one",
+        batch_size=1,
     ).scorecard
     baselines = ["persistence", "climatology"]
     # the CLI's run masked the pollutants where CAMS was missing: it was not missing anywhere

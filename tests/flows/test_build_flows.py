@@ -27,10 +27,9 @@ from prefect.states import State
 from aircast.config import DEMO_CONFIG, parse_config
 from aircast.jobs.build import run_build
 from aircast.jobs.executor import report_key
-from aircast.jobs.ingest import run_ingest
-from aircast.sandbox.runtime import datastore_endpoints
 from aircast.sources.cache import RawCache
 from aircast.store.reader import open_store
+from aircast.testing import ingest_from_sandbox, merge_sections, snapshot
 from flows.build import build_training_store, extend_training_store
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
@@ -60,11 +59,7 @@ def recipe_data(root: Path, store_url: Path, **changes: Any) -> dict[str, Any]:
     data["store"] = {"url": str(store_url), "part_days": 1}
     # the training section, if any, is not what these tests are about
     data.pop("training", None)
-    for section, value in changes.items():
-        if isinstance(value, dict) and isinstance(data.get(section), dict):
-            data[section] = {**data[section], **value}
-        else:
-            data[section] = value
+    merge_sections(data, changes)
     return data
 
 
@@ -80,12 +75,7 @@ def raw_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     without Prefect: the ingest flows have their own tests)."""
     root = tmp_path_factory.mktemp("build-raw")
     config = parse_config(recipe_data(root, root / "unused.zarr"), "tiny build recipe")
-    with datastore_endpoints(config) as endpoints:
-        reports = run_ingest(
-            config, ("era5", "eac4"), FIRST, EXTRA_LAST, endpoints=endpoints, raise_on_failure=False
-        ).reports
-    failed = [r for report in reports.values() for r in report.failed]
-    assert not failed, failed
+    ingest_from_sandbox(config, FIRST, EXTRA_LAST)
     return root
 
 
@@ -104,10 +94,6 @@ def artifact(client: SyncPrefectClient, state: State, key: str) -> str:
     text = data[key]
     assert isinstance(text, str)
     return text
-
-
-def snapshot(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
 
 
 def test_build_loads_each_part_as_a_task_and_a_rerun_loads_nothing(

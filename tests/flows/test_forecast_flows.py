@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-import dailytools
 import numpy as np
 import pytest
 import yaml
@@ -28,6 +27,7 @@ from prefect.client.schemas.filters import (
 from prefect.logging.handlers import APILogHandler
 
 from aircast.forecast.reader import open_forecast
+from aircast.testing import tiny_forecast_recipe
 from flows.backfill import backfill_forecasts
 from flows.forecast import daily_forecast
 
@@ -39,12 +39,11 @@ SANDBOX_KEY = "sandbox-key-never-logged"
 
 
 @pytest.fixture(scope="module")
-def recipe(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def recipe(tmp_path_factory: pytest.TempPathFactory, tiny_forecaster: Path) -> Path:
     """A recipe on the shared tiny store and checkpoint, with its own raw cache and stores."""
-    shared = tmp_path_factory.getbasetemp() / "tiny-forecast"
-    dailytools.ensure_trained(shared)
+    shared = tiny_forecaster.parent
     root = tmp_path_factory.mktemp("forecast-flows")
-    data: dict[str, Any] = dailytools.recipe(shared, url=str(root / "forecast.zarr"))
+    data: dict[str, Any] = tiny_forecast_recipe(shared, url=str(root / "forecast.zarr"))
     data["name"] = "tiny_forecast.flow"
     data["paths"] = {"root": str(root)}
     data["store"] = {"url": str(shared / "store.zarr")}

@@ -36,6 +36,7 @@ from aircast.sandbox.server import SandboxServer
 from aircast.sources.base import Source
 from aircast.sources.cache import RawCache
 from aircast.sources.registry import get_source
+from aircast.testing import merge_sections
 from flows.ingest import (
     SECRET_BLOCKS,
     ingest_all,
@@ -58,11 +59,7 @@ def write_recipe(tmp_path: Path, name: str = "recipe.yaml", **changes: Any) -> P
     data["region"] = {"north": 33.0, "south": 27.0, "west": 30.0, "east": 36.0}
     data["paths"] = {"root": str(tmp_path / "data")}
     data["ingest"] = {"sleep_max": 0.5, "forecast_lead_hours": 6, "max_concurrent_requests": 2}
-    for section, value in changes.items():
-        if isinstance(value, dict) and isinstance(data.get(section), dict):
-            data[section] = {**data[section], **value}
-        else:
-            data[section] = value
+    merge_sections(data, changes)
     path = tmp_path / name
     path.write_text(yaml.safe_dump(data))
     return path

@@ -1,18 +1,16 @@
-"""The training flow end to end on the tiny store (``tests/training/tinystore.py``, shared with
-the training tests: built once per session), with a real Prefect server (``prefect_server``)."""
+"""The training flow end to end on the tiny store (:func:`aircast.testing.ensure_tiny_store`,
+shared with the training tests: built once per session), with a real Prefect server
+(``prefect_server``)."""
 
 from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 import pytest
-import tinystore
-import torch
 import yaml
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import (
@@ -23,16 +21,11 @@ from prefect.client.schemas.filters import (
 )
 from prefect.logging.handlers import APILogHandler
 
+from aircast.testing import TINY_STEPS_PER_EPOCH
 from aircast.training.checkpoint import load_checkpoint
 from flows.train import train_forecaster
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
-
-
-@pytest.fixture(scope="module")
-def tiny_recipe(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path: Path = tinystore.ensure_tiny_store(tmp_path_factory.getbasetemp() / "tiny-training")
-    return path
 
 
 def flow_recipe(tiny_recipe: Path, root: Path) -> Path:
@@ -60,19 +53,10 @@ def run_artifacts(flow_run: UUID) -> dict[str, Any]:
     return {"artifacts": {a.key: a for a in found if a.key}, "logs": [r.message for r in logs]}
 
 
-@pytest.fixture
-def one_thread() -> Iterator[None]:
-    """Single-threaded torch, as in the training tests (a busy 2-core machine)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.mark.usefixtures("one_thread")
 def test_train_flow_writes_checkpoints_and_artifacts(tiny_recipe: Path, tmp_path: Path) -> None:
     recipe = flow_recipe(tiny_recipe, tmp_path / "run")
-    steps = tinystore.STEPS_PER_EPOCH + 2  # one epoch's end (validation), then 2 steps more
+    steps = TINY_STEPS_PER_EPOCH + 2  # one epoch's end (validation), then 2 steps more
     state = train_forecaster(str(recipe), max_steps=steps, return_state=True)
     assert state.is_completed(), state.message
     summary = state.result()

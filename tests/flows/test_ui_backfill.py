@@ -2,10 +2,10 @@
 
 A real ``prefect server start`` (its own home, its own port, the UI on), the deployments served
 by ``python -m flows.deploy --serve`` with the tiny trained recipe of
-``tests/forecast/dailytools.py``, and headless Chromium driven by Playwright: Deployments →
-backfill-forecasts → Run → Custom run, three dates in the form, Submit. The runs are then
-followed through the API until the backfill and its three daily-forecast runs complete, and
-the forecast store must hold the three inits.
+:func:`aircast.testing.ensure_tiny_forecaster`, and headless Chromium driven by Playwright:
+Deployments → backfill-forecasts → Run → Custom run, three dates in the form, Submit. The runs
+are then followed through the API until the backfill and its three daily-forecast runs
+complete, and the forecast store must hold the three inits.
 
 Screenshots are kept in ``test-artifacts/ui-backfill/`` under the repository root (the form
 filled in, the run page, the runs list at the end; ``failure.png`` when a step fails), for a
@@ -34,12 +34,11 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-import dailytools
 import numpy as np
 import pytest
-from flowtools import free_port
 
 from aircast.config import load_config
+from aircast.testing import ensure_tiny_forecaster, free_port
 from flows.backfill import FORECAST_DEPLOYMENT
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
@@ -203,7 +202,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     ]
     with _process(server_args, env, logs["prefect server"]) as server:
         # the tiny store and a few-step model while the server migrates its database
-        recipe = dailytools.ensure_trained(root / "tiny")
+        recipe = ensure_tiny_forecaster(root / "tiny")
         _wait_for(
             "prefect server", lambda: _healthy(api), server, logs["prefect server"], SERVER_START_S
         )

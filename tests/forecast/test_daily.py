@@ -1,8 +1,8 @@
 """The daily forecast through the command line: publish, verify, and every bad input refused.
 
-Runs on the tiny trained recipe (:mod:`dailytools`), the CAMS runs fetched from the embedded
-sandbox by the code under test. Each bad input must exit 2 with a message that names the
-problem and leave the published store byte for byte as it was.
+Runs on the tiny trained recipe (:func:`aircast.testing.ensure_tiny_forecaster`), the CAMS runs
+fetched from the embedded sandbox by the code under test. Each bad input must exit 2 with a
+message that names the problem and leave the published store byte for byte as it was.
 """
 
 from __future__ import annotations
@@ -13,10 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import tinystore
 import torch
 import xarray as xr
-from dailytools import ensure_trained, recipe, write_variant
 from typer.testing import CliRunner
 
 from aircast.cli import app
@@ -24,13 +22,13 @@ from aircast.config import load_config
 from aircast.forecast.initial import check_health, load_initial_conditions
 from aircast.forecast.reader import open_forecast
 from aircast.store.reader import open_store
+from aircast.testing import tiny_forecast_recipe, write_forecast_variant, write_recipe
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def trained(tiny_forecaster: Path) -> Path:
     """The trained tiny recipe with 2019-06-02 and 2019-06-03 published."""
-    # the trained tiny recipe is shared with the flow tests (built once per session)
-    path = ensure_trained(tmp_path_factory.getbasetemp() / "tiny-forecast")
+    path = tiny_forecaster
     for day in ("2019-06-02", "2019-06-03"):
         result = CliRunner().invoke(app, ["forecast", day, "--config", str(path)])
         assert result.exit_code == 0, result.output
@@ -140,11 +138,11 @@ def test_bad_input_is_refused_and_the_store_is_unchanged(
     elif case == "before-store":
         date = "2019-05-20"
     elif case == "no-checkpoint":
-        path = write_variant(root, "no-ckpt", checkpoint=str(tmp_path / "missing.ckpt"))
+        path = write_forecast_variant(root, "no-ckpt", checkpoint=str(tmp_path / "missing.ckpt"))
     elif case == "other-store":
         foreign = tmp_path / "foreign.ckpt"
         _corrupt_checkpoint_meta(Path(config.forecast.checkpoint or ""), foreign)
-        path = write_variant(root, "foreign", checkpoint=str(foreign))
+        path = write_forecast_variant(root, "foreign", checkpoint=str(foreign))
     elif case == "schema":
         import shutil
 
@@ -154,17 +152,17 @@ def test_bad_input_is_refused_and_the_store_is_unchanged(
         meta["attributes"]["aircast_forecast_schema_version"] = 99
         (copy / "zarr.json").write_text(json.dumps(meta))
         store_path = copy
-        path = write_variant(root, "old-schema", url=str(copy))
+        path = write_forecast_variant(root, "old-schema", url=str(copy))
     elif case == "unhealthy":
         # limits no real field meets: the health check must stop the run before publishing
-        path = write_variant(root, "strict-health", health={"max_cell_sigma": 0.01})
+        path = write_forecast_variant(root, "strict-health", health={"max_cell_sigma": 0.01})
     elif case == "store-down":
-        data = recipe(root)
+        data = tiny_forecast_recipe(root)
         data["datastores"]["ads"]["url"] = "http://127.0.0.1:9"  # nothing listens there
         data["ingest"] = {"sleep_max": 0.05, "http_tries": 1, "download_tries": 1, "timeout": 2.0}
         monkeypatch.setenv("AIRCAST_ADS_KEY", "a-key-for-a-store-that-is-down")
         path = tmp_path / "down.yaml"
-        tinystore.write_recipe(path, data)
+        write_recipe(path, data)
     before = tree_hash(store_path)
     result = CliRunner().invoke(app, ["forecast", date, "--config", str(path)])
     assert result.exit_code == 2, result.output
@@ -205,10 +203,10 @@ def test_missing_run_fails_or_falls_back_to_the_previous_cycle(
 ) -> None:
     root = trained.parent
     # the ADS has nothing for 2019-06-06: its run never arrives
-    data = recipe(root, url=str(tmp_path / "fc.zarr"))
+    data = tiny_forecast_recipe(root, url=str(tmp_path / "fc.zarr"))
     data["sandbox"] = {"faults": "missing=2019-06-06"}
     strict = tmp_path / "strict.yaml"
-    tinystore.write_recipe(strict, data)
+    write_recipe(strict, data)
     result = CliRunner().invoke(app, ["forecast", "2019-06-06", "--config", str(strict)])
     assert result.exit_code == 2, result.output
     assert "could not be fetched" in result.output
@@ -219,7 +217,7 @@ def test_missing_run_fails_or_falls_back_to_the_previous_cycle(
 
     data["forecast"]["fallback_to_previous_cycle"] = True
     lenient = tmp_path / "lenient.yaml"
-    tinystore.write_recipe(lenient, data)
+    write_recipe(lenient, data)
     result = CliRunner().invoke(app, ["forecast", "2019-06-06", "--config", str(lenient)])
     assert result.exit_code == 0, result.output
     provenance = open_forecast(str(tmp_path / "fc.zarr")).provenance("2019-06-06")

@@ -1,8 +1,8 @@
 """Publishing the forecast store: contract, atomicity, idempotency, schema and crash recovery.
 
 Every test writes real Zarr stores under tmp_path. The values of a run are a deterministic
-function of its init (see :func:`published_value`), so any reader can check that what it sees
-is whole. The helpers here are shared with test_reader.py and test_publish_kill.py.
+function of its init (:func:`synthetic_runs.published_value`), so any reader can check that what
+it sees is whole.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import numpy as np
 import pytest
 import xarray as xr
 import zarr
+from synthetic_runs import CHANNELS, CREATED, LATS, LEADS, LONS, make_run, published_value
 
 from aircast.forecast import publish
 from aircast.forecast.publish import (
@@ -35,76 +36,7 @@ from aircast.forecast.publish import (
 )
 from aircast.forecast.reader import open_forecast
 from aircast.forecast.schema import FORECAST_SCHEMA_VERSION, ForecastStoreError
-
-LATS = np.array([12.0, 11.25, 10.5, 9.75])  # north → south
-LONS = np.array([-1.5, -0.75, 0.0, 0.75, 1.5])
-CHANNELS = ("t2m", "pm2p5", "pm10", "go3_925")
-LEADS = tuple(range(0, 13, 3))
-CREATED = "2019-06-01T06:30:00"
-EPOCH = np.datetime64("2019-01-01T00", "ns")
-#: store units → published units (PM: kg m-3 → µg m-3)
-FACTOR = {"pm1": 1e9, "pm2p5": 1e9, "pm10": 1e9}
-
-
-def published_value(
-    init: np.datetime64,
-    leads: Sequence[int] = LEADS,
-    channels: Sequence[str] = CHANNELS,
-    lats: np.ndarray = LATS,
-    lons: np.ndarray = LONS,
-    offset: float = 0.0,
-) -> np.ndarray:
-    """The published values of the test run of ``init``: (lead, channel, lat, lon), float64.
-
-    Distinct for every init (0.5 per day), lead, channel, and cell, and positive."""
-    day = float((np.datetime64(init, "ns") - EPOCH) / np.timedelta64(1, "D"))
-    lead = np.asarray(leads, np.float64)[:, None, None, None]
-    channel = np.arange(len(channels), dtype=np.float64)[None, :, None, None]
-    y = np.arange(lats.size, dtype=np.float64)[None, None, :, None]
-    x = np.arange(lons.size, dtype=np.float64)[None, None, None, :]
-    return 1 + day * 0.5 + lead * 0.01 + channel * 100 + y * 0.1 + x * 0.001 + offset
-
-
-def make_run(
-    init: str | np.datetime64,
-    *,
-    leads: Sequence[int] = LEADS,
-    channels: Sequence[str] = CHANNELS,
-    lats: np.ndarray = LATS,
-    lons: np.ndarray = LONS,
-    offset: float = 0.0,
-    created: str | None = CREATED,
-    **provenance: Any,
-) -> ForecastRun:
-    """The test run of ``init``, in training-store units (PM in kg m-3)."""
-    init_time = np.datetime64(init, "ns")
-    values = published_value(init_time, leads, channels, lats, lons, offset)
-    for i, name in enumerate(channels):
-        values[:, i] /= FACTOR.get(name, 1.0)
-    day = str(np.datetime64(init_time, "D"))
-    record: dict[str, Any] = {
-        "checkpoint_sha256": "c" * 64,
-        "input_request_ids": [f"req-{day}-a", f"req-{day}-b"],
-        "input_source": f"cams-global-atmospheric-composition-forecasts {day} 00 UTC lead 0",
-        **({} if created is None else {"created": created}),
-        **provenance,
-    }
-    return ForecastRun(
-        init_time=init_time,
-        lead_hours=tuple(leads),
-        channels=tuple(channels),
-        values=values.astype(np.float32),
-        latitudes=lats,
-        longitudes=lons,
-        provenance=record,
-    )
-
-
-def snapshot(root: Path) -> dict[str, bytes]:
-    """Every file under ``root`` (relative path → bytes)."""
-    return {
-        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
-    }
+from aircast.testing import snapshot
 
 
 def open_plain(url: str | Path, **kwargs: Any) -> xr.Dataset:
@@ -386,7 +318,7 @@ KILLER = textwrap.dedent(
     """
     import os, signal, sys
     sys.path.insert(0, {tests!r})
-    from test_publish import make_run
+    from synthetic_runs import make_run
     from aircast.forecast import publish
 
     url, where, condition, days = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]

@@ -28,11 +28,12 @@ from typing import Any
 import numpy as np
 import xarray as xr
 import zarr
-from test_publish import make_run, published_value, snapshot
+from synthetic_runs import make_run, published_value
 
 from aircast.forecast.publish import publish_forecast, published_init_times
 from aircast.forecast.reader import open_forecast
 from aircast.forecast.schema import ForecastStoreError
+from aircast.testing import snapshot
 
 SEED = 20190601
 KILLS = 6

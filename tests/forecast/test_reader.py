@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 import xarray as xr
-from test_publish import CHANNELS, LATS, LEADS, LONS, make_run, published_value
+from synthetic_runs import CHANNELS, LATS, LEADS, LONS, make_run, published_value
 
 import aircast
 from aircast.forecast import publish, reader

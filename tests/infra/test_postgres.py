@@ -37,7 +37,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from flowtools import free_port
+
+from aircast.testing import free_port
 
 pytestmark = pytest.mark.slow
 

@@ -30,12 +30,10 @@ from aircast.sandbox.faults import (
     grib_messages,
     request_hash,
 )
-from aircast.sandbox.server import SandboxServer, default_renderer
+from aircast.sandbox.server import Renderer, SandboxServer, default_renderer
 from aircast.vocab import CAMS_EAC4, CAMS_FORECAST, ERA5_PRESSURE, ERA5_SINGLE
 
 pytestmark = pytest.mark.timeout(60)
-
-Renderer = Callable[[ParsedRequest, Path], str]
 
 HAVE_PRODUCTS = importlib.util.find_spec("aircast.sandbox.products") is not None
 HAVE_ATMOSPHERE = importlib.util.find_spec("aircast.sandbox.atmosphere") is not None
@@ -112,20 +110,9 @@ def _day(day: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-def sandbox() -> Iterator[Callable[..., SandboxServer]]:
-    """Start servers (stand-in renderer unless given) and stop them all afterwards."""
-    servers: list[SandboxServer] = []
-
-    def start(
-        faults: FaultPlan | str | None = None, renderer: Renderer | None = stand_in, **kwargs: Any
-    ) -> SandboxServer:
-        server = SandboxServer(faults=faults, renderer=renderer, **kwargs).start()
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()
+def sandbox_options() -> dict[str, Any]:
+    """The ``sandbox`` servers of these tests render the stand-in unless told otherwise."""
+    return {"renderer": stand_in}
 
 
 def client(
@@ -189,7 +176,7 @@ def test_starts_fast_and_serves_the_public_catalogue(sandbox: Callable[..., Sand
 
 
 @pytest.fixture(scope="module")
-def real_server(fake_atmosphere: Any) -> Iterator[tuple[SandboxServer, Renderer]]:
+def real_server(fake_renderer: Renderer) -> Iterator[tuple[SandboxServer, Renderer]]:
     """One server for the four datasets, rendering real products where they exist.
 
     With ``products.py`` and ``atmosphere.py``: the server's default renderer (toy atmosphere),
@@ -200,12 +187,7 @@ def real_server(fake_atmosphere: Any) -> Iterator[tuple[SandboxServer, Renderer]
     if HAVE_ATMOSPHERE and HAVE_PRODUCTS:
         server, renderer = SandboxServer(seed=0), default_renderer(0)
     elif HAVE_PRODUCTS:
-        from aircast.sandbox.products import write_product
-
-        def renderer(parsed: ParsedRequest, target: Path) -> str:
-            return write_product(parsed, target, fake_atmosphere)
-
-        server = SandboxServer(renderer=renderer)
+        server, renderer = SandboxServer(renderer=fake_renderer), fake_renderer
     else:
         server, renderer = SandboxServer(renderer=stand_in), stand_in
     with server:
@@ -339,16 +321,42 @@ def _seed_where(pred: Callable[[FaultPlan, str], bool], spec: str, request_id: s
     raise AssertionError("no seed found")
 
 
-def test_throttle_is_retried_transparently(
-    sandbox: Callable[..., SandboxServer], tmp_path: Path
+def _server_error_at(site: str) -> str:
+    """A ``server_error`` spec seeded so that the fault strikes at ``site`` (submit or poll)."""
+    rhash = request_hash(ERA5_SINGLE, ERA5)
+    seed = _seed_where(lambda p, h: p.server_error_site(h) == site, "server_error=1", rhash)
+    return f"server_error=1,seed={seed}"
+
+
+@pytest.mark.parametrize(
+    ("faults", "sent"),
+    [
+        pytest.param("throttle=1,retry_after=3", (2, 1, 1), id="throttle"),
+        pytest.param(_server_error_at("submit"), (2, 1, 1), id="server_error-submit"),
+        pytest.param(_server_error_at("poll"), (1, 1, 1), id="server_error-poll"),
+        # a cut transfer is resumed by the client: a second download of the same job
+        pytest.param("truncate=1", (1, 1, 2), id="truncate"),
+    ],
+)
+def test_transient_faults_are_retried_transparently(
+    sandbox: Callable[..., SandboxServer], tmp_path: Path, faults: str, sent: tuple[int, int, int]
 ) -> None:
-    server = sandbox("throttle=1,retry_after=3")
+    """The real client gets the fault-free bytes, and the store saw (submissions, jobs,
+    downloads) as the one fault implies."""
+    server = sandbox(faults)
     target = tmp_path / "out"
     client(server).retrieve(ERA5_SINGLE, ERA5, str(target))
     assert target.read_bytes() == expected_bytes(stand_in, ERA5_SINGLE, ERA5, tmp_path)
     stats = only_stats(server)
-    assert (stats.submissions, stats.jobs, stats.faults) == (2, 1, {"throttle": 1})
-    # what the client saw on the first attempt
+    assert (stats.submissions, stats.jobs, stats.downloads) == sent
+    assert stats.faults == {faults.split("=")[0]: 1}
+
+
+def test_a_throttled_submission_gets_429_and_retry_after(
+    sandbox: Callable[..., SandboxServer],
+) -> None:
+    """What the client sees on a throttled attempt."""
+    server = sandbox("throttle=1,retry_after=3")
     server.queue_fault("throttle")
     r = requests.post(
         f"{server.url}/retrieve/v1/processes/{ERA5_SINGLE}/execution",
@@ -358,22 +366,6 @@ def test_throttle_is_retried_transparently(
     )
     assert r.status_code == 429 and r.headers["Retry-After"] == "3"
     assert r.json()["title"] == "Too many requests"
-
-
-@pytest.mark.parametrize("site", ["submit", "poll"])
-def test_server_errors_are_retried_transparently(
-    sandbox: Callable[..., SandboxServer], tmp_path: Path, site: str
-) -> None:
-    rhash = request_hash(ERA5_SINGLE, ERA5)
-    seed = _seed_where(lambda p, h: p.server_error_site(h) == site, "server_error=1", rhash)
-    server = sandbox(f"server_error=1,seed={seed}")
-    target = tmp_path / "out"
-    client(server).retrieve(ERA5_SINGLE, ERA5, str(target))
-    assert target.read_bytes() == expected_bytes(stand_in, ERA5_SINGLE, ERA5, tmp_path)
-    stats = only_stats(server)
-    assert stats.faults == {"server_error": 1}
-    assert stats.submissions == (2 if site == "submit" else 1)
-    assert stats.jobs == 1
 
 
 def test_queue_shows_accepted_then_running_then_successful(
@@ -422,17 +414,6 @@ def test_failed_and_rejected_jobs_raise_the_stores_message_once(
     assert target.read_bytes() == expected_bytes(stand_in, ERA5_SINGLE, ERA5, tmp_path)
     stats = only_stats(server)
     assert (stats.submissions, stats.jobs, stats.faults) == (2, 2, {kind: 1})
-
-
-def test_truncated_downloads_are_resumed_by_the_client(
-    sandbox: Callable[..., SandboxServer], tmp_path: Path
-) -> None:
-    server = sandbox("truncate=1")
-    target = tmp_path / "out"
-    client(server).retrieve(ERA5_SINGLE, ERA5, str(target))
-    assert target.read_bytes() == expected_bytes(stand_in, ERA5_SINGLE, ERA5, tmp_path)
-    stats = only_stats(server)
-    assert (stats.jobs, stats.downloads, stats.faults) == (1, 2, {"truncate": 1})
 
 
 def test_a_truncated_download_without_retries_raises_and_leaves_a_short_file(

@@ -18,19 +18,18 @@ import sqlite3
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
-from aircast.catalogue import ParsedRequest
 from aircast.config import AirCastConfig, parse_config
 from aircast.errors import DataStoreError
 from aircast.jobs.ingest import run_ingest
 from aircast.sandbox.faults import request_hash
-from aircast.sandbox.server import RequestStats, SandboxServer
+from aircast.sandbox.server import Renderer, RequestStats, SandboxServer
 from aircast.sources.cache import RawCache, sha256_of
 from aircast.sources.cams import EAC4_SOURCE
 from aircast.sources.datastore import DataStoreClient, Endpoint, RetryPolicy, Secret
@@ -51,8 +50,6 @@ KEY = "AircastTestKey-7f3a9c1e5b2d-DO-NOT-PRINT"
 DAY = dt.date(2019, 6, 5)
 FAST = RetryPolicy(http_tries=3, sleep_max=0.02, download_tries=3, timeout=10.0)
 
-Renderer = Callable[[ParsedRequest, Path], str]
-
 
 def small_config(root: Path) -> AirCastConfig:
     """A tiny recipe: one weather and one pollutant channel over a 6° box at 3°."""
@@ -72,30 +69,22 @@ def small_config(root: Path) -> AirCastConfig:
     )
 
 
-@pytest.fixture(scope="module")
-def renderer(fake_atmosphere: Any) -> Renderer:
-    from aircast.sandbox.products import write_product
-
-    def render(parsed: ParsedRequest, target: Path) -> str:
-        return write_product(parsed, target, fake_atmosphere)
-
-    return render
+@pytest.fixture
+def sandbox_options(fake_renderer: Renderer) -> dict[str, Any]:
+    """The ``sandbox`` servers of these tests demand the test key and render fast."""
+    return {"key": KEY, "renderer": fake_renderer}
 
 
 @pytest.fixture
-def sandbox(renderer: Renderer) -> Iterator[Callable[..., SandboxServer]]:
-    """Start servers with the test key and the fast renderer; stop them all afterwards."""
-    servers: list[SandboxServer] = []
+def cache(tmp_path: Path) -> RawCache:
+    """An empty raw cache in the test's folder."""
+    return RawCache(tmp_path / "raw")
 
-    def start(faults: str | None = None, **kwargs: Any) -> SandboxServer:
-        kwargs.setdefault("renderer", renderer)
-        server = SandboxServer(key=KEY, faults=faults, **kwargs).start()
-        servers.append(server)
-        return server
 
-    yield start
-    for server in servers:
-        server.stop()
+@pytest.fixture
+def req(tmp_path: Path) -> SourceRequest:
+    """The ERA5 request of :data:`DAY`."""
+    return era5_request(tmp_path)
 
 
 def client_for(server: SandboxServer, key: str = KEY, retry: RetryPolicy = FAST) -> DataStoreClient:
@@ -154,14 +143,18 @@ def final_files(cache: RawCache) -> list[Path]:
 
 
 def test_a_fetch_installs_the_verified_file_and_records_it(
-    sandbox: Callable[..., SandboxServer], renderer: Renderer, tmp_path: Path
+    sandbox: Callable[..., SandboxServer],
+    fake_renderer: Renderer,
+    tmp_path: Path,
+    cache: RawCache,
+    req: SourceRequest,
 ) -> None:
     server = sandbox()
-    cache = RawCache(tmp_path / "raw")
-    req = era5_request(tmp_path)
     result = fetch(req, cache, client_for(server))
     assert result.outcome == "fetched" and result.path == cache.path_for(req)
-    assert result.path.is_file() and sha256_of(result.path) == expected_sha(renderer, req, tmp_path)
+    assert result.path.is_file() and sha256_of(result.path) == expected_sha(
+        fake_renderer, req, tmp_path
+    )
     entry = cache.lookup(req.key)
     assert entry is not None and entry.status == "complete"
     assert entry.sha256 == sha256_of(result.path) and entry.size == result.path.stat().st_size
@@ -173,11 +166,9 @@ def test_a_fetch_installs_the_verified_file_and_records_it(
 
 
 def test_a_complete_entry_is_reused_without_sending_anything(
-    sandbox: Callable[..., SandboxServer], tmp_path: Path
+    sandbox: Callable[..., SandboxServer], cache: RawCache, req: SourceRequest
 ) -> None:
     server = sandbox()
-    cache = RawCache(tmp_path / "raw")
-    req = era5_request(tmp_path)
     first = fetch(req, cache, client_for(server))
     before, row = sent(server), cache.lookup(req.key)
     again = fetch(req, cache, client_for(server))
@@ -187,16 +178,15 @@ def test_a_complete_entry_is_reused_without_sending_anything(
     # the same through the ingest job, and with a server that would fail everything
     down = sandbox("fail=1,transient_attempts=99")
     endpoints = {"cds": Endpoint("cds", down.url, Secret(KEY))}
-    result = run_ingest(small_config(tmp_path), ["era5"], DAY, DAY, endpoints=endpoints)
+    config = small_config(cache.root.parent)  # paths.raw is this cache
+    result = run_ingest(config, ["era5"], DAY, DAY, endpoints=endpoints)
     assert result.reports["era5"].count("reused") == 1 and sent(down) == (0, 0, 0, 0)
 
 
 def test_a_complete_row_whose_file_is_gone_is_fetched_again(
-    sandbox: Callable[..., SandboxServer], tmp_path: Path
+    sandbox: Callable[..., SandboxServer], cache: RawCache, req: SourceRequest
 ) -> None:
     server = sandbox()
-    cache = RawCache(tmp_path / "raw")
-    req = era5_request(tmp_path)
     first = fetch(req, cache, client_for(server))
     assert first.path is not None
     digest = sha256_of(first.path)
@@ -213,15 +203,13 @@ def test_a_complete_row_whose_file_is_gone_is_fetched_again(
 
 
 def test_a_file_at_its_final_name_without_a_row_is_recovered(
-    sandbox: Callable[..., SandboxServer], tmp_path: Path
+    sandbox: Callable[..., SandboxServer], tmp_path: Path, cache: RawCache, req: SourceRequest
 ) -> None:
     """A kill between the rename and the manifest row: the file is re-verified and adopted."""
     server = sandbox()
     done = RawCache(tmp_path / "done")
-    req = era5_request(tmp_path)
     fetched = fetch(req, done, client_for(server))
     assert fetched.path is not None
-    cache = RawCache(tmp_path / "raw")
     final = cache.path_for(req)
     final.parent.mkdir(parents=True)
     shutil.copyfile(fetched.path, final)
@@ -238,11 +226,9 @@ def test_a_file_at_its_final_name_without_a_row_is_recovered(
 
 
 def test_a_damaged_file_at_its_final_name_is_quarantined_and_fetched(
-    sandbox: Callable[..., SandboxServer], tmp_path: Path
+    sandbox: Callable[..., SandboxServer], tmp_path: Path, cache: RawCache, req: SourceRequest
 ) -> None:
     server = sandbox()
-    cache = RawCache(tmp_path / "raw")
-    req = era5_request(tmp_path)
     good = fetch(req, RawCache(tmp_path / "done"), client_for(server))
     assert good.path is not None
     final = cache.path_for(req)
@@ -255,17 +241,19 @@ def test_a_damaged_file_at_its_final_name_is_quarantined_and_fetched(
 
 
 def test_a_submitted_job_is_resumed_by_its_request_id(
-    sandbox: Callable[..., SandboxServer], renderer: Renderer, tmp_path: Path
+    sandbox: Callable[..., SandboxServer],
+    fake_renderer: Renderer,
+    tmp_path: Path,
+    cache: RawCache,
+    req: SourceRequest,
 ) -> None:
     """A run killed after the store accepted the job: the next run downloads that job."""
     server = sandbox("queue=1,queue_seconds=0.3")
-    cache = RawCache(tmp_path / "raw")
-    req = era5_request(tmp_path)
     request_id = client_for(server).submit(req.dataset, req.request)
     cache.record_submitted(req, request_id)  # what the killed run had written
     result = fetch(req, cache, client_for(server))
     assert result.outcome == "fetched" and result.path is not None
-    assert sha256_of(result.path) == expected_sha(renderer, req, tmp_path)
+    assert sha256_of(result.path) == expected_sha(fake_renderer, req, tmp_path)
     stats = stats_of(server, req)
     assert stats is not None and (stats.submissions, stats.jobs) == (1, 1)
     entry = cache.lookup(req.key)
@@ -273,43 +261,48 @@ def test_a_submitted_job_is_resumed_by_its_request_id(
     assert cache.events(req.key)[1][2:] == ("resumed", request_id)
 
 
-def test_a_job_the_store_forgot_is_submitted_again(
-    sandbox: Callable[..., SandboxServer], tmp_path: Path
-) -> None:
-    """A request id from before a store restart (jobs expire): ask again, once."""
-    server = sandbox()
-    cache = RawCache(tmp_path / "raw")
-    req = era5_request(tmp_path)
-    cache.record_submitted(req, "00000000-0000-4000-8000-000000000000")
-    result = fetch(req, cache, client_for(server))
-    assert result.outcome == "fetched"
-    assert events(cache, req) == ["submitted", "resumed", "job-lost", "submitted", "complete"]
-    stats = stats_of(server, req)
-    assert stats is not None and (stats.submissions, stats.jobs) == (1, 1)
+def _forgotten(server: SandboxServer, req: SourceRequest) -> str:
+    """A request id from before a store restart (jobs expire)."""
+    return "00000000-0000-4000-8000-000000000000"
 
 
-def test_a_job_deleted_on_the_store_is_submitted_again(
-    sandbox: Callable[..., SandboxServer], tmp_path: Path
-) -> None:
-    """A user deleted the job on the store's website while the run was down."""
-    server = sandbox("queue=1,queue_seconds=0.3")
-    cache = RawCache(tmp_path / "raw")
-    req = era5_request(tmp_path)
+def _deleted(server: SandboxServer, req: SourceRequest) -> str:
+    """A job a user deleted on the store's website while the run was down."""
     request_id = client_for(server).submit(req.dataset, req.request)
-    cache.record_submitted(req, request_id)
     gone = requests.delete(
         f"{server.url}/retrieve/v1/jobs/{request_id}", headers={"PRIVATE-TOKEN": KEY}, timeout=5
     )
     assert gone.json()["status"] == "dismissed"
+    return request_id
+
+
+@pytest.mark.parametrize(
+    ("lost_job", "faults", "sent_to_store"),
+    [
+        pytest.param(_forgotten, None, (1, 1), id="forgotten"),
+        # the deleted job was submitted once before the run: that one and the new one
+        pytest.param(_deleted, "queue=1,queue_seconds=0.3", (2, 2), id="deleted"),
+    ],
+)
+def test_a_job_the_store_no_longer_has_is_submitted_again(
+    sandbox: Callable[..., SandboxServer],
+    cache: RawCache,
+    req: SourceRequest,
+    lost_job: Callable[[SandboxServer, SourceRequest], str],
+    faults: str | None,
+    sent_to_store: tuple[int, int],
+) -> None:
+    """A request id on record whose job the store no longer has: ask again, once."""
+    server = sandbox(faults)
+    cache.record_submitted(req, lost_job(server, req))
     result = fetch(req, cache, client_for(server))
     assert result.outcome == "fetched"
     assert events(cache, req) == ["submitted", "resumed", "job-lost", "submitted", "complete"]
     stats = stats_of(server, req)
-    assert stats is not None and stats.jobs == 2
+    assert stats is not None and (stats.submissions, stats.jobs) == sent_to_store
 
 
-def test_partial_downloads_of_dead_runs_are_cleaned(tmp_path: Path) -> None:
-    cache = RawCache(tmp_path / "raw")
+def test_partial_downloads_of_dead_runs_are_cleaned(tmp_path: Path, cache: RawCache) -> None:
     dead = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"],
         check=True,
@@ -343,16 +336,19 @@ def test_partial_downloads_of_dead_runs_are_cleaned(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("variant", ["overwrite", "cut"])
 def test_a_corrupt_download_is_quarantined_then_fetched_on_a_fresh_job(
-    sandbox: Callable[..., SandboxServer], renderer: Renderer, tmp_path: Path, variant: str
+    sandbox: Callable[..., SandboxServer],
+    fake_renderer: Renderer,
+    tmp_path: Path,
+    cache: RawCache,
+    req: SourceRequest,
+    variant: str,
 ) -> None:
     server = sandbox()
     server.queue_fault(f"corrupt:{variant}")
-    cache = RawCache(tmp_path / "raw")
-    req = era5_request(tmp_path)
     result = fetch(req, cache, client_for(server))
     assert result.outcome == "fetched" and result.quarantined == 1 and result.retries == 1
     assert result.path is not None
-    assert sha256_of(result.path) == expected_sha(renderer, req, tmp_path)
+    assert sha256_of(result.path) == expected_sha(fake_renderer, req, tmp_path)
     (damaged,) = (cache.root / "quarantine").iterdir()
     assert damaged.name.startswith(req.key) and sha256_of(damaged) != sha256_of(result.path)
     stats = stats_of(server, req)
@@ -362,28 +358,29 @@ def test_a_corrupt_download_is_quarantined_then_fetched_on_a_fresh_job(
 
 
 def test_a_truncated_download_is_retried_on_the_same_job(
-    sandbox: Callable[..., SandboxServer], renderer: Renderer, tmp_path: Path
+    sandbox: Callable[..., SandboxServer],
+    fake_renderer: Renderer,
+    tmp_path: Path,
+    cache: RawCache,
+    req: SourceRequest,
 ) -> None:
     """With one HTTP try the client cannot resume the transfer itself: the fetch retries."""
     server = sandbox("truncate=1,transient_attempts=1")
-    cache = RawCache(tmp_path / "raw")
-    req = era5_request(tmp_path)
     one_try = RetryPolicy(http_tries=1, sleep_max=0.02, download_tries=3, timeout=10.0)
     result = fetch(req, cache, client_for(server, retry=one_try))
     assert result.outcome == "fetched" and result.retries == 1 and result.quarantined == 0
     assert result.path is not None
-    assert sha256_of(result.path) == expected_sha(renderer, req, tmp_path)
+    assert sha256_of(result.path) == expected_sha(fake_renderer, req, tmp_path)
     stats = stats_of(server, req)
     assert stats is not None and (stats.jobs, stats.downloads) == (1, 2)
     assert events(cache, req) == ["submitted", "retry", "complete"]
 
 
 def test_a_failed_job_is_recorded_as_failed_with_the_stores_message(
-    sandbox: Callable[..., SandboxServer], tmp_path: Path
+    sandbox: Callable[..., SandboxServer], tmp_path: Path, cache: RawCache
 ) -> None:
     server = sandbox()
     server.queue_fault("fail")
-    cache = RawCache(tmp_path / "raw")
     req = eac4_request(tmp_path)
     result = fetch(req, cache, client_for(server))
     assert result.outcome == "failed" and result.path is None
@@ -400,10 +397,9 @@ def test_a_failed_job_is_recorded_as_failed_with_the_stores_message(
 
 
 def test_a_missing_date_fails_with_the_date(
-    sandbox: Callable[..., SandboxServer], tmp_path: Path
+    sandbox: Callable[..., SandboxServer], tmp_path: Path, cache: RawCache
 ) -> None:
     server = sandbox(f"missing={DAY.isoformat()}")
-    cache = RawCache(tmp_path / "raw")
     result = fetch(era5_request(tmp_path), cache, client_for(server))
     assert result.outcome == "failed" and result.error is not None
     assert f"no data available for {DAY.isoformat()}" in result.error
@@ -411,11 +407,9 @@ def test_a_missing_date_fails_with_the_date(
 
 
 def test_a_store_that_keeps_sending_damage_gives_up_naming_the_damage(
-    sandbox: Callable[..., SandboxServer], tmp_path: Path
+    sandbox: Callable[..., SandboxServer], cache: RawCache, req: SourceRequest
 ) -> None:
     server = sandbox("corrupt=1,transient_attempts=99")
-    cache = RawCache(tmp_path / "raw")
-    req = era5_request(tmp_path)
     result = fetch(req, cache, client_for(server))
     assert result.outcome == "failed" and result.quarantined == FAST.download_tries
     assert result.error is not None and "damaged" in result.error
@@ -427,12 +421,10 @@ def test_a_store_that_keeps_sending_damage_gives_up_naming_the_damage(
 
 
 def test_concurrent_fetches_of_one_request_send_it_once(
-    sandbox: Callable[..., SandboxServer], tmp_path: Path
+    sandbox: Callable[..., SandboxServer], cache: RawCache, req: SourceRequest
 ) -> None:
     """Two tasks of one process (e.g. two Prefect flows) asking for the same request."""
     server = sandbox("queue=1,queue_seconds=0.3")
-    cache = RawCache(tmp_path / "raw")
-    req = era5_request(tmp_path)
     results: list[FetchResult] = []
     threads = [
         threading.Thread(target=lambda: results.append(fetch(req, cache, client_for(server))))
@@ -466,13 +458,14 @@ def _everything_written(cache: RawCache) -> str:
 def test_the_key_never_leaks(
     sandbox: Callable[..., SandboxServer],
     tmp_path: Path,
+    cache: RawCache,
+    req: SourceRequest,
     caplog: pytest.LogCaptureFixture,
     capfd: pytest.CaptureFixture[str],
     request: pytest.FixtureRequest,
 ) -> None:
     caplog.set_level(logging.DEBUG)
     server = sandbox("throttle=1,server_error=1,truncate=1,queue=1,queue_seconds=0.2")
-    cache = RawCache(tmp_path / "raw")
     client = client_for(server)
     # handlers added after the client was made (logging configured later, an orchestrator's
     # own) get no mask of their own: what they see must be clean at the source. They sit on
@@ -487,7 +480,6 @@ def test_the_key_never_leaks(
     # while no other thread is restoring that logger's level): masked where it is made
     logging.getLogger("ecmwf.datastores.legacy_client").debug("CDSAPI %s", {"key": KEY})
     texts: list[str] = [repr(client), repr(client.endpoint), str(client.endpoint.key)]
-    req = era5_request(tmp_path)
     texts.append(repr(fetch(req, cache, client)))
     server.queue_fault("corrupt")
     server.queue_fault("fail", dataset_id=req.dataset)

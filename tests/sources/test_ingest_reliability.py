@@ -27,7 +27,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,12 +40,13 @@ from aircast.catalogue import ParsedRequest
 from aircast.cli import app
 from aircast.config import AirCastConfig, load_config
 from aircast.sandbox.faults import FaultPlan, request_hash
-from aircast.sandbox.server import RequestStats, SandboxServer
+from aircast.sandbox.server import Renderer, RequestStats, SandboxServer
 from aircast.sources.base import Source
 from aircast.sources.cache import RawCache, sha256_of
 from aircast.sources.ingest import retry_policy
 from aircast.sources.registry import get_source
 from aircast.sources.requests import SourceRequest
+from aircast.testing import merge_sections
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "configs" / "demo.yaml"
@@ -54,8 +55,6 @@ KEY = "AircastReliabilityKey-4e1d2c3b-DO-NOT-PRINT"
 START, END = dt.date(2019, 6, 1), dt.date(2019, 6, 30)
 SOURCES: tuple[Source, ...] = ("era5", "eac4")
 TRANSIENT = ("throttle", "server_error", "queue", "truncate", "corrupt")
-
-Renderer = Callable[[ParsedRequest, Path], str]
 
 pytestmark = [
     pytest.mark.timeout(180),
@@ -89,11 +88,7 @@ def recipe(root: Path, url: str = "http://127.0.0.1:9/api", **changes: Any) -> d
         ingest={"http_tries": 4, "download_tries": 4, "sleep_max": 0.05, "timeout": 20},
         paths={"root": str(root)},
     )
-    for key, value in changes.items():
-        if isinstance(value, dict) and isinstance(raw.get(key), dict):
-            raw[key] = {**raw[key], **value}
-        else:
-            raw[key] = value
+    merge_sections(raw, changes)
     return raw
 
 
@@ -145,36 +140,17 @@ class Reference:
     by_key: dict[str, str] = field(default_factory=dict)  # sha256 by request key
 
 
-@pytest.fixture(scope="session")
-def renderer(fake_atmosphere: Any) -> Renderer:
-    from aircast.sandbox.products import write_product
-
-    def render(parsed: ParsedRequest, target: Path) -> str:
-        return write_product(parsed, target, fake_atmosphere)
-
-    return render
-
-
 @pytest.fixture
-def serve(renderer: Renderer) -> Iterator[Callable[..., SandboxServer]]:
-    servers: list[SandboxServer] = []
-
-    def start(faults: FaultPlan | str | None = None, **kwargs: Any) -> SandboxServer:
-        kwargs.setdefault("renderer", renderer)
-        server = SandboxServer(key=KEY, faults=faults, **kwargs).start()
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()
+def sandbox_options(fake_renderer: Renderer) -> dict[str, Any]:
+    """The ``sandbox`` servers of these tests demand the test key and render fast."""
+    return {"key": KEY, "renderer": fake_renderer}
 
 
 @pytest.fixture(scope="session")
-def reference(tmp_path_factory: pytest.TempPathFactory, renderer: Renderer) -> Reference:
+def reference(tmp_path_factory: pytest.TempPathFactory, fake_renderer: Renderer) -> Reference:
     """A fault-free 30-day ingestion, run once per session."""
     base = tmp_path_factory.mktemp("reference")
-    with SandboxServer(key=KEY, renderer=renderer) as server:
+    with SandboxServer(key=KEY, renderer=fake_renderer) as server:
         path = write_recipe(base / "recipe.yaml", recipe(base / "data", server.url))
         result = ingest_cli(path, START, END)
         assert result.exit_code == 0, result.output
@@ -195,7 +171,7 @@ def reference(tmp_path_factory: pytest.TempPathFactory, renderer: Renderer) -> R
 
 
 def test_ingest_through_transient_faults_equals_a_fault_free_run(
-    serve: Callable[..., SandboxServer], reference: Reference, tmp_path: Path
+    sandbox: Callable[..., SandboxServer], reference: Reference, tmp_path: Path
 ) -> None:
     faults = FaultPlan(
         rates=dict.fromkeys(TRANSIENT, 0.15),
@@ -204,7 +180,7 @@ def test_ingest_through_transient_faults_equals_a_fault_free_run(
         retry_after=0.05,
         transient_attempts=1,
     )
-    server = serve(faults)
+    server = sandbox(faults)
     path = write_recipe(tmp_path / "recipe.yaml", recipe(tmp_path / "data", server.url))
     result = ingest_cli(path, START, END)
     assert result.exit_code == 0, result.output
@@ -267,10 +243,10 @@ def _kill_moment(seed: int) -> tuple[int, float]:
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1, 5, 7])
 def test_a_killed_ingest_finishes_on_the_next_run(
-    serve: Callable[..., SandboxServer], reference: Reference, tmp_path: Path, seed: int
+    sandbox: Callable[..., SandboxServer], reference: Reference, tmp_path: Path, seed: int
 ) -> None:
     # every job queues a little, so that a kill finds jobs the store accepted but not served
-    server = serve("queue=1,queue_seconds=0.3")
+    server = sandbox("queue=1,queue_seconds=0.3")
     path = write_recipe(tmp_path / "recipe.yaml", recipe(tmp_path / "data", server.url))
     config = load_config(path)
     raw = config.paths.raw
@@ -515,8 +491,8 @@ def good_cache(reference: Reference) -> Path:
 @pytest.mark.parametrize("bad", BAD_INPUTS, ids=[b.name for b in BAD_INPUTS])
 def test_a_bad_input_fails_clearly_and_damages_nothing(
     bad: Bad,
-    serve: Callable[..., SandboxServer],
-    renderer: Renderer,
+    sandbox: Callable[..., SandboxServer],
+    fake_renderer: Renderer,
     good_cache: Path,
     tmp_path: Path,
 ) -> None:
@@ -527,8 +503,8 @@ def test_a_bad_input_fails_clearly_and_damages_nothing(
 
     url = "http://127.0.0.1:9/api"  # the discard port: nothing listens there
     if bad.store == "sandbox":
-        wrapped = bad.renderer(renderer) if bad.renderer else renderer
-        url = serve(bad.faults, renderer=wrapped).url
+        wrapped = bad.renderer(fake_renderer) if bad.renderer else fake_renderer
+        url = sandbox(bad.faults, renderer=wrapped).url
     path = tmp_path / "recipe.yaml"
     if bad.text == "<missing>":
         path = tmp_path / "not-there.yaml"
@@ -563,11 +539,11 @@ def test_a_bad_input_fails_clearly_and_damages_nothing(
 
 @pytest.mark.parametrize("problem", ["store down", "wrong key"])
 def test_an_unusable_store_is_reported_once_not_once_per_request(
-    serve: Callable[..., SandboxServer], tmp_path: Path, problem: str
+    sandbox: Callable[..., SandboxServer], tmp_path: Path, problem: str
 ) -> None:
     """A store that is down, or refuses the key, is one problem: the first request that meets
     it says so, and the rest of that store's requests are not sent (nor recorded)."""
-    server = serve()
+    server = sandbox()
     url = "http://127.0.0.1:9/api" if problem == "store down" else server.url
     key = KEY if problem == "store down" else "AircastWrongKey-9f8e7d6c-DO-NOT-PRINT"
     changes = {"ingest": {**QUICK["ingest"], "max_concurrent_requests": 1}}

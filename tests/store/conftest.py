@@ -15,21 +15,14 @@ import pytest
 from storetools import FIRST, LAST, ConfigFactory, tiny_config
 
 from aircast.config import AirCastConfig
-from aircast.jobs.ingest import run_ingest
-from aircast.sandbox.runtime import datastore_endpoints
+from aircast.testing import ingest_from_sandbox
 
 
 @pytest.fixture(scope="session")
 def raw_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A raw cache holding the tiny recipe's ERA5 and EAC4 inputs (ingested once)."""
     root = tmp_path_factory.mktemp("tiny-raw")
-    config = tiny_config(root)
-    with datastore_endpoints(config) as endpoints:
-        reports = run_ingest(
-            config, ("era5", "eac4"), FIRST, LAST, endpoints=endpoints, raise_on_failure=False
-        ).reports
-    failed = [r for report in reports.values() for r in report.failed]
-    assert not failed, failed
+    ingest_from_sandbox(tiny_config(root), FIRST, LAST)
     return root
 
 

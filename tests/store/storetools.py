@@ -1,4 +1,4 @@
-"""Helpers of the store tests: the tiny recipe and byte-level store comparisons."""
+"""Helpers of the store tests (imported from this folder only): the tiny recipe."""
 
 from __future__ import annotations
 
@@ -41,21 +41,6 @@ def copy_raw(raw_root: Path, target: Path) -> Path:
     """A private copy of the raw cache (manifest and files) to damage."""
     shutil.copytree(raw_root / "raw", target / "raw")
     return target
-
-
-def snapshot(root: Path) -> dict[str, bytes]:
-    """Every file under ``root`` (relative path → bytes)."""
-    return {
-        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
-    }
-
-
-def assert_same_files(a: Path, b: Path) -> None:
-    """Two stores hold the same files with the same bytes."""
-    files_a, files_b = snapshot(a), snapshot(b)
-    assert sorted(files_a) == sorted(files_b)
-    different = [name for name in files_a if files_a[name] != files_b[name]]
-    assert not different, f"files differ: {different[:10]}"
 
 
 ConfigFactory = Callable[..., AirCastConfig]

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import xarray as xr
-from storetools import FIRST, ConfigFactory, assert_same_files, snapshot, tiny_config
+from storetools import FIRST, ConfigFactory, tiny_config
 
 from aircast.align.grid import TargetGrid, regrid_conservative
 from aircast.align.time import align_time, axis_times
@@ -36,6 +36,7 @@ from aircast.store.schema import (
     recipe_fingerprint,
     recipe_of,
 )
+from aircast.testing import assert_same_files, snapshot
 from aircast.vocab import CAMS_EAC4, ERA5_SINGLE, parse_channel
 
 

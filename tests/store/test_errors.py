@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import zarr
-from storetools import ConfigFactory, snapshot
+from storetools import ConfigFactory
 
 from aircast.align.grid import GridError
 from aircast.errors import AirCastError, ConfigError
@@ -24,6 +24,7 @@ from aircast.store.build import (
 from aircast.store.inputs import NotIngestedError
 from aircast.store.reader import open_store
 from aircast.store.schema import RecipeMismatchError, SchemaError, StoreError, check_store
+from aircast.testing import snapshot
 
 
 def _mtimes(root: Path) -> dict[Path, int]:

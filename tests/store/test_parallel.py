@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import zarr
 from distributed import Client, LocalCluster
-from storetools import ConfigFactory, assert_same_files
+from storetools import ConfigFactory
 
 from aircast.jobs.build import build_executor, run_build
 from aircast.store.build import (
@@ -30,6 +30,7 @@ from aircast.store.build import (
 )
 from aircast.store.reader import open_store
 from aircast.store.schema import StoreIncompleteError
+from aircast.testing import assert_same_files
 
 
 @pytest.fixture(scope="module")

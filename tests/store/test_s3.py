@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import xarray as xr
-from storetools import ConfigFactory, snapshot
+from storetools import ConfigFactory
 
 s3fs = pytest.importorskip("s3fs")
 
@@ -17,6 +17,7 @@ from aircast.jobs.build import run_build  # noqa: E402
 from aircast.store.build import init_store  # noqa: E402
 from aircast.store.reader import open_store  # noqa: E402
 from aircast.store.schema import RecipeMismatchError  # noqa: E402
+from aircast.testing import snapshot  # noqa: E402
 
 
 def test_build_to_s3_and_read_back_with_xarray(

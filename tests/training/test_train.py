@@ -1,8 +1,8 @@
 """The training loop on the tiny store: it learns, it resumes after a kill to the same weights,
 it refuses checkpoints of other stores or channel lists, and it runs under torchrun (DDP).
 
-Every run is single-threaded (``one_thread``, ``SUBPROCESS_ENV``): CPU kernels then reduce in
-a fixed order, which is what makes a resumed run bit-identical to an uninterrupted one.
+Every run is single-threaded (``one_thread``, ``single_thread_env()``): CPU kernels then reduce
+in a fixed order, which is what makes a resumed run bit-identical to an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -20,14 +20,6 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from tinystore import (
-    N_TRAIN_SAMPLES,
-    STEPS_PER_EPOCH,
-    SUBPROCESS_ENV,
-    TRAINING,
-    config_of,
-    write_recipe,
-)
 from typer.testing import CliRunner
 
 from aircast.cli import app
@@ -36,6 +28,14 @@ from aircast.data.dataset import StoreSamples
 from aircast.jobs.build import run_build
 from aircast.model.forecaster import Forecaster
 from aircast.store.reader import open_store
+from aircast.testing import (
+    TINY_STEPS_PER_EPOCH,
+    TINY_TRAIN_SAMPLES,
+    TINY_TRAINING,
+    single_thread_env,
+    tiny_training_config,
+    write_recipe,
+)
 from aircast.training.checkpoint import CheckpointError, load_checkpoint, load_forecaster
 from aircast.training.loop import (
     _keep_records_until,
@@ -48,7 +48,7 @@ from aircast.training.loop import (
 from aircast.training.losses import AirCastLoss
 
 REPO = Path(__file__).resolve().parents[2]
-TOTAL_STEPS = TRAINING["epochs"] * STEPS_PER_EPOCH
+TOTAL_STEPS = TINY_TRAINING["epochs"] * TINY_STEPS_PER_EPOCH
 
 
 def recipe_data(tiny_recipe: Path) -> dict[str, Any]:
@@ -127,7 +127,7 @@ def test_a_few_steps_reduce_the_loss(tiny_recipe: Path, tmp_path: Path) -> None:
     the network little to gain in 20 steps (see the next test)."""
     data = recipe_data(tiny_recipe)
     data["model"] = {**data["model"], "residual": "persistence"}
-    config = config_of(data)
+    config = tiny_training_config(data)
     before, model, loss_fn, samples = initial_loss(config)
     train(config, out_dir=tmp_path, max_steps=20)
     ckpt = load_checkpoint(tmp_path / "last.ckpt")
@@ -144,7 +144,7 @@ def test_the_climatology_baseline_starts_far_below_persistence(tiny_recipe: Path
     of persistence on the same samples (0.373 against 1.164 when written)."""
     data = recipe_data(tiny_recipe)
     data["model"] = {**data["model"], "residual": "persistence"}
-    persistence, *_ = initial_loss(config_of(data))
+    persistence, *_ = initial_loss(tiny_training_config(data))
     anomaly, *_ = initial_loss(load_config(tiny_recipe))
     assert anomaly < 0.5 * persistence, (anomaly, persistence)
 
@@ -152,15 +152,17 @@ def test_the_climatology_baseline_starts_far_below_persistence(tiny_recipe: Path
 def test_metrics_and_checkpoints_of_a_run(trained: Path) -> None:
     records = [json.loads(line) for line in (trained / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in records] == [1]
-    assert records[0]["step"] == STEPS_PER_EPOCH
+    assert records[0]["step"] == TINY_STEPS_PER_EPOCH
     validation = records[0]["validation"]
     assert validation["channels"] == ["pm2p5", "go3_925"]
     assert validation["leads"] == [3, 6, 12]  # 24 h from the one validation day runs past it
     best = load_checkpoint(trained / "best.ckpt")
-    assert best.meta.step == STEPS_PER_EPOCH and best.meta.best_score == records[0]["val_score"]
+    assert (
+        best.meta.step == TINY_STEPS_PER_EPOCH and best.meta.best_score == records[0]["val_score"]
+    )
     # the stop at max_steps is mid-epoch: last.ckpt says where to go on
     last = load_checkpoint(trained / "last.ckpt")
-    assert last.training["batch_in_epoch"] == 20 - STEPS_PER_EPOCH
+    assert last.training["batch_in_epoch"] == 20 - TINY_STEPS_PER_EPOCH
 
 
 def test_a_run_resumed_at_its_budget_trains_no_further(tiny_recipe: Path, tmp_path: Path) -> None:
@@ -175,7 +177,7 @@ def test_a_run_resumed_at_its_budget_trains_no_further(tiny_recipe: Path, tmp_pa
 
 def test_a_fresh_run_starts_its_own_files(tiny_recipe: Path, tmp_path: Path) -> None:
     config = load_config(tiny_recipe)
-    train(config, out_dir=tmp_path, max_steps=STEPS_PER_EPOCH)
+    train(config, out_dir=tmp_path, max_steps=TINY_STEPS_PER_EPOCH)
     assert (tmp_path / "best.ckpt").is_file() and (tmp_path / "metrics.jsonl").is_file()
     result = train(config, out_dir=tmp_path, max_steps=2, resume=False)
     assert result.steps == 2 and result.best is None
@@ -201,7 +203,7 @@ def cli_train(recipe: Path, out_dir: Path, *extra: str) -> list[str]:
 def run_cli(recipe: Path, out_dir: Path, *extra: str) -> str:
     done = subprocess.run(
         cli_train(recipe, out_dir, *extra),
-        env=SUBPROCESS_ENV,
+        env=single_thread_env(),
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -215,7 +217,7 @@ def kill_after_mid_epoch_checkpoint(recipe: Path, out_dir: Path) -> None:
     """Start ``aircast train`` and SIGKILL it as soon as it has written a checkpoint."""
     process = subprocess.Popen(
         cli_train(recipe, out_dir),
-        env=SUBPROCESS_ENV,
+        env=single_thread_env(),
         cwd=REPO,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -250,14 +252,14 @@ def test_resume_after_kill_gives_the_same_weights(tiny_recipe: Path, tmp_path: P
     killed = load_checkpoint(resumed / "last.ckpt")
     step, batch = killed.meta.step, killed.training["batch_in_epoch"]
     assert 0 < step < TOTAL_STEPS
-    assert 0 < batch < STEPS_PER_EPOCH, "killed at an epoch's end, not in the middle"
+    assert 0 < batch < TINY_STEPS_PER_EPOCH, "killed at an epoch's end, not in the middle"
 
     out = run_cli(tiny_recipe, resumed)
     assert f"step {step}, epoch {killed.meta.epoch}, batch {batch}" in out, out
 
     want, got = load_checkpoint(reference / "last.ckpt"), load_checkpoint(resumed / "last.ckpt")
     assert got.meta.step == want.meta.step == TOTAL_STEPS
-    assert got.meta.epoch == want.meta.epoch == TRAINING["epochs"]
+    assert got.meta.epoch == want.meta.epoch == TINY_TRAINING["epochs"]
     assert want.model.keys() == got.model.keys()
     different = [k for k in want.model if not torch.equal(want.model[k], got.model[k])]
     assert not different, f"weights differ after resuming: {different}"
@@ -329,7 +331,7 @@ def test_a_checkpoint_of_another_store_is_refused(
         "validation": {"start": "2019-06-04", "end": "2019-06-05"},
         "test": {"start": "2019-06-06", "end": "2019-06-06"},
     }
-    config = config_of(data)
+    config = tiny_training_config(data)
     run_build(config)
     out = tmp_path / "ckpt"
     out.mkdir()
@@ -379,7 +381,7 @@ def test_a_checkpoint_of_another_model_size_is_refused(
         CheckpointError,
         match=r"holds a model of other sizes than this recipe's \(model.width 32 → 64\)",
     ):
-        train(config_of(data), out_dir=out, max_steps=21)
+        train(tiny_training_config(data), out_dir=out, max_steps=21)
 
 
 def test_a_checkpoint_of_the_first_format_resumes(
@@ -429,7 +431,7 @@ def test_a_persistence_residual_model_trains_and_loads(tiny_recipe: Path, tmp_pa
     without one."""
     data = recipe_data(tiny_recipe)
     data["model"] = {**data["model"], "residual": "persistence"}
-    result = train(config_of(data), out_dir=tmp_path, max_steps=3)
+    result = train(tiny_training_config(data), out_dir=tmp_path, max_steps=3)
     ckpt = load_checkpoint(result.last)
     assert "climatology" not in ckpt.model
     model = load_forecaster(ckpt, open_store(load_config(tiny_recipe).store_url))
@@ -451,14 +453,14 @@ def test_a_climatology_model_loads_with_its_own_climatology(
 
 
 def test_rank_shares_are_equal_and_cover_the_epoch() -> None:
-    order = epoch_order(N_TRAIN_SAMPLES, 0, 3)
-    assert np.array_equal(order, epoch_order(N_TRAIN_SAMPLES, 0, 3))
-    assert not np.array_equal(order, epoch_order(N_TRAIN_SAMPLES, 0, 4))
+    order = epoch_order(TINY_TRAIN_SAMPLES, 0, 3)
+    assert np.array_equal(order, epoch_order(TINY_TRAIN_SAMPLES, 0, 3))
+    assert not np.array_equal(order, epoch_order(TINY_TRAIN_SAMPLES, 0, 4))
     for world in (1, 2, 3, 4):
         shares = [rank_share(order, r, world) for r in range(world)]
         assert len({len(s) for s in shares}) == 1, "every rank must run the same steps"
-        assert set(np.concatenate(shares)) == set(range(N_TRAIN_SAMPLES))
-        assert sum(len(s) for s in shares) - N_TRAIN_SAMPLES < world
+        assert set(np.concatenate(shares)) == set(range(TINY_TRAIN_SAMPLES))
+        assert sum(len(s) for s in shares) - TINY_TRAIN_SAMPLES < world
 
 
 def test_ddp_ranks_read_their_own_shares(tiny_recipe: Path, tmp_path: Path) -> None:
@@ -479,7 +481,7 @@ def test_ddp_ranks_read_their_own_shares(tiny_recipe: Path, tmp_path: Path) -> N
             str(tmp_path),
             str(steps),
         ],
-        env=SUBPROCESS_ENV,
+        env=single_thread_env(),
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -492,7 +494,7 @@ def test_ddp_ranks_read_their_own_shares(tiny_recipe: Path, tmp_path: Path) -> N
     assert ranks[0]["weights"] == ranks[1]["weights"]
     for epoch in (0, 1):
         reads = [r["reads"][epoch] for r in ranks]
-        expected = [rank_share(epoch_order(N_TRAIN_SAMPLES, 0, epoch), r, 2) for r in (0, 1)]
+        expected = [rank_share(epoch_order(TINY_TRAIN_SAMPLES, 0, epoch), r, 2) for r in (0, 1)]
         for rank in (0, 1):
             want = expected[rank] if epoch == 0 else expected[rank][: 8 * (steps - per_rank_steps)]
             assert reads[rank] == want.tolist()
@@ -500,7 +502,7 @@ def test_ddp_ranks_read_their_own_shares(tiny_recipe: Path, tmp_path: Path) -> N
             # disjoint, but for the one sample that pads 113 to an even count
             overlap = set(reads[0]) & set(reads[1])
             assert overlap == {int(expected[0][0])}
-            assert set(reads[0]) | set(reads[1]) == set(range(N_TRAIN_SAMPLES))
+            assert set(reads[0]) | set(reads[1]) == set(range(TINY_TRAIN_SAMPLES))
         else:
             assert not set(reads[0]) & set(reads[1])
     ckpt = load_checkpoint(tmp_path / "ckpt" / "last.ckpt")
