@@ -8,6 +8,7 @@ overlaps, so coarsening keeps area means. A source on the very same points as th
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -159,6 +160,26 @@ def _covers(ds: xr.Dataset, grid: TargetGrid) -> None:
         )
 
 
+_BLAS_PINNED = threading.Lock()
+_blas_pinned = False
+
+
+def _one_blas_thread() -> None:
+    """Run BLAS on one thread in this process from now on (idempotent, thread-safe).
+
+    A matrix product split over threads rounds differently, and the store contract is the
+    same bytes whether a part loads here, on threads beside other parts, or in a Dask worker
+    (whose BLAS is single-threaded): the build's parallelism is across parts. The limit is set
+    for the process, not around each call, because ``threadpool_limits`` as a context is
+    global state that two threads regridding at once would restore under each other's feet.
+    """
+    global _blas_pinned
+    with _BLAS_PINNED:
+        if not _blas_pinned:
+            threadpool_limits(limits=1, user_api="blas")
+            _blas_pinned = True
+
+
 def regrid_conservative(ds: xr.Dataset, grid: TargetGrid) -> xr.Dataset:
     """Regrid every variable of ``ds`` onto ``grid``, conserving area means.
 
@@ -203,13 +224,10 @@ def regrid_conservative(ds: xr.Dataset, grid: TargetGrid) -> xr.Dataset:
         # them a second and more of import time)
         import xarray_regrid  # noqa: F401
 
-        # one BLAS thread: a matrix product split over threads rounds differently, and the
-        # store contract is the same bytes whether a part loads here or in a Dask worker
-        # (whose BLAS is single-threaded); the build's parallelism is across parts
-        with threadpool_limits(limits=1, user_api="blas"):
-            out = ds.regrid.conservative(
-                grid.coords(), latitude_coord="latitude", skipna=False
-            ).compute()
+        _one_blas_thread()
+        out = ds.regrid.conservative(
+            grid.coords(), latitude_coord="latitude", skipna=False
+        ).compute()
         out = out.assign_coords(latitude=grid.latitudes, longitude=grid.longitudes)
     out = out.transpose(..., "latitude", "longitude")
     for name in out.data_vars:
