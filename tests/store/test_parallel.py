@@ -21,6 +21,7 @@ from distributed import Client, LocalCluster
 from storetools import ConfigFactory
 
 from aircast.jobs.build import build_executor, run_build
+from aircast.jobs.executor import ThreadExecutor
 from aircast.store.build import (
     finalise_store,
     init_store,
@@ -84,6 +85,17 @@ def test_build_on_a_scheduler_address_gives_the_same_store(
     assert any("part 1 (2019-06-03..2019-06-04)" in line for line in lines)
     assert_same_files(reference_store, Path(config.store_url))
     assert client.status == "running", "a cluster the build did not start stays up"
+
+
+def test_parts_on_threads_of_one_process_give_a_byte_identical_store(
+    reference_store: Path, make_config: ConfigFactory
+) -> None:
+    # how the build flow loads parts without a cluster: threads beside each other, sharing the
+    # process's BLAS (which the regrid pins to one thread, as a Dask worker's is)
+    config = make_config()
+    result = run_build(config, executor=ThreadExecutor(max_workers=3))
+    assert result.loaded == [0, 1, 2]
+    assert_same_files(reference_store, Path(config.store_url))
 
 
 def test_the_build_starts_a_local_cluster_by_default(
