@@ -257,6 +257,23 @@ class SandboxSettings(_Strict):
     seed: int = Field(default=0, description="seed of the toy atmosphere")
     key: str = Field(default="aircast-sandbox", description="the sandbox's (public) API key")
     faults: str | None = Field(default=None, description="fault spec, see aircast.sandbox.faults")
+    grib_edition: dict[str, Literal[1, 2]] = Field(
+        default_factory=dict,
+        description="GRIB edition of a dataset's GRIB products, e.g. "
+        "{'cams-global-reanalysis-eac4': 2}, as the real stores deliver some products; "
+        "1 for a dataset not named",
+    )
+
+    @field_validator("grib_edition")
+    @classmethod
+    def _served_datasets(cls, editions: dict[str, int]) -> dict[str, int]:
+        unknown = sorted(set(editions) - set(DATASETS))
+        if unknown:
+            raise ValueError(
+                f"sandbox.grib_edition names {', '.join(map(repr, unknown))}, which the "
+                f"sandbox does not serve; use one of {', '.join(sorted(DATASETS))}"
+            )
+        return editions
 
 
 class IngestSettings(_Strict):

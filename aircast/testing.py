@@ -160,14 +160,17 @@ class FakeAtmosphere:
         return out
 
 
-def product_renderer(atmosphere: AtmosphereLike) -> Renderer:
+def product_renderer(
+    atmosphere: AtmosphereLike, grib_editions: Mapping[str, int] | None = None
+) -> Renderer:
     """A sandbox renderer writing real products (``products.write_product``) over
     ``atmosphere`` (an ``AtmosphereLike``, e.g. a :class:`FakeAtmosphere`): the bytes the
-    decoders check, without the toy atmosphere's simulation."""
+    decoders check, without the toy atmosphere's simulation. ``grib_editions``
+    (``{dataset id: 1 or 2}``) as ``write_product`` takes it."""
     from aircast.sandbox.products import write_product
 
     def render(parsed: ParsedRequest, target: Path) -> str:
-        return write_product(parsed, target, atmosphere)
+        return write_product(parsed, target, atmosphere, grib_editions)
 
     return render
 

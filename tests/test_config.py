@@ -118,6 +118,16 @@ BAD_CONFIGS = [
         _set("variables.weather", ["t2m", "t2m"]),
         ["variables.weather", "listed twice"],
     ),
+    (
+        "GRIB edition of a dataset the sandbox does not serve",
+        _set("sandbox", {"grib_edition": {"reanalysis-era5-land": 2}}),
+        ["sandbox.grib_edition", "'reanalysis-era5-land'", "cams-global-reanalysis-eac4"],
+    ),
+    (
+        "GRIB edition neither 1 nor 2",
+        _set("sandbox", {"grib_edition": {"cams-global-reanalysis-eac4": 3}}),
+        ["sandbox.grib_edition", "3"],
+    ),
 ]
 
 

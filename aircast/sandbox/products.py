@@ -5,9 +5,14 @@ to :func:`write_product`, which samples the toy atmosphere on the product's nati
 writes GRIB or NetCDF with each product's true conventions, so that the pipeline's decoders
 meet in the sandbox exactly what they meet in production.
 
-GRIB (all four datasets deliver GRIB edition 1, as the ERA5 and EAC4 archives do)
-    Written with ecCodes from the GRIB1 samples: centre ``ecmf``, the vocabulary's ``paramId``,
-    16-bit simple packing, latitudes north to south. One message per (time, [level],
+GRIB (edition 1 by default, as the ERA5 and EAC4 archives deliver; edition 2 per dataset)
+    Written with ecCodes from the GRIB1 (or GRIB2) samples: centre ``ecmf``, the vocabulary's
+    ``paramId``, 16-bit simple packing, latitudes north to south. ``grib_editions`` of
+    :func:`write_product` (the sandbox's ``sandbox.grib_edition`` setting) chooses GRIB2 for a
+    dataset, as the real stores deliver some products: GRIB2 then carries the MARS labelling in
+    local definition 1, accumulations in product template 8 (ecCodes picks the template of each
+    ``paramId``) and, as GRIB2 must, longitudes in [0, 360): an area from -6.75° to 48.75° is
+    stored from 353.25° to 48.75°. One message per (time, [level],
     variable), in MARS order (date, time, step, level, param) within each archive request;
     a product that mixes level types or archive types (ERA5 analysis fields and the
     short-forecast accumulation ``tp``) is, as in the stores, the concatenation of one MARS
@@ -45,7 +50,7 @@ import os
 import shutil
 import tempfile
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Literal, Protocol
@@ -80,6 +85,9 @@ MAX_VALUES_PER_SAMPLE = 1 << 25
 
 #: Simple packing precision of the ERA5 and CAMS archives.
 GRIB_BITS_PER_VALUE = 16
+
+#: GRIB editions a product can be written in.
+GRIB_EDITIONS = (1, 2)
 
 #: Fixed modification time of zip entries (the earliest a zip can hold), for identical bytes.
 ZIP_DATE_TIME = (1980, 1, 1, 0, 0, 0)
@@ -345,13 +353,17 @@ class _GribWriter:
     on that handle would be packed with ecCodes' default of 24 bits instead of ERA5's 16.
     """
 
-    def __init__(self, dataset_id: str, block: _Block, grid: ProductGrid) -> None:
+    def __init__(self, dataset_id: str, block: _Block, grid: ProductGrid, edition: int = 1) -> None:
         archive = _ARCHIVE[dataset_id]
-        sample = "regular_ll_pl_grib1" if block.pressure else "regular_ll_sfc_grib1"
+        level_kind = "pl" if block.pressure else "sfc"
+        sample = f"regular_ll_{level_kind}_grib{edition}"
         self.templates: dict[str, int] = {}
         for var in block.variables:
             handle = eccodes.codes_grib_new_from_samples(sample)
             eccodes.codes_set(handle, "centre", "ecmf")
+            if edition == 2:  # the MARS keys live in a local section that the sample lacks
+                eccodes.codes_set_long(handle, "setLocalDefinition", 1)
+                eccodes.codes_set_long(handle, "localDefinitionNumber", 1)
             eccodes.codes_set(handle, "marsClass", archive.mars_class)
             eccodes.codes_set(handle, "marsType", block.mars_type)
             eccodes.codes_set(handle, "stream", "oper")
@@ -370,7 +382,12 @@ class _GribWriter:
             eccodes.codes_set(handle, "jDirectionIncrementInDegrees", grid.step)
             eccodes.codes_set_long(handle, "iScansNegatively", 0)
             eccodes.codes_set_long(handle, "jScansPositively", 0)
-            # paramId also sets the GRIB1 table2Version / indicatorOfParameter pair
+            if edition == 2 and var.time_kind is TimeKind.ACCUMULATED:
+                # GRIB2 knows an accumulation only in a statistical template (4.8), which
+                # setting stepType chooses; paramId then finds its parameter there
+                eccodes.codes_set(handle, "stepType", "accum")
+            # paramId also sets the GRIB1 table2Version / indicatorOfParameter pair, and the
+            # GRIB2 discipline, category, number (and template, for chemical constituents)
             eccodes.codes_set_long(handle, "paramId", var.param_id)
             eccodes.codes_set_long(handle, "bitsPerValue", GRIB_BITS_PER_VALUE)
             self.templates[var.name] = handle
@@ -405,12 +422,38 @@ class _GribWriter:
         return message
 
 
+def check_grib_editions(grib_editions: Mapping[str, int] | None) -> dict[str, int]:
+    """``{dataset id: GRIB edition}`` as given, checked.
+
+    Raises
+    ------
+    ValueError
+        Naming a dataset the sandbox does not serve or an edition that is neither 1 nor 2.
+    """
+    checked = dict(grib_editions or {})
+    for dataset_id, edition in checked.items():
+        if dataset_id not in _ARCHIVE:
+            raise ValueError(
+                f"GRIB edition given for {dataset_id!r}, which the sandbox does not serve; "
+                f"use one of {', '.join(sorted(_ARCHIVE))}"
+            )
+        if isinstance(edition, bool) or edition not in GRIB_EDITIONS:
+            raise ValueError(
+                f"GRIB edition {edition!r} for {dataset_id}: GRIB products are edition 1 or 2"
+            )
+    return checked
+
+
 def _write_grib(
-    request: ParsedRequest, grid: ProductGrid, atmosphere: AtmosphereLike, out: BinaryIO
+    request: ParsedRequest,
+    grid: ProductGrid,
+    atmosphere: AtmosphereLike,
+    out: BinaryIO,
+    edition: int,
 ) -> None:
     forecast = request.dataset == CAMS_FORECAST
     for block in _grib_blocks(request):
-        writer = _GribWriter(request.dataset, block, grid)
+        writer = _GribWriter(request.dataset, block, grid, edition)
         try:
             fields_per_step = len(block.variables) * len(block.levels)
             if forecast:
@@ -791,7 +834,12 @@ def _write_netcdf(
 # ---------------------------------------------------------------------------------------------
 
 
-def write_product(request: ParsedRequest, target: Path, atmosphere: AtmosphereLike) -> str:
+def write_product(
+    request: ParsedRequest,
+    target: Path,
+    atmosphere: AtmosphereLike,
+    grib_editions: Mapping[str, int] | None = None,
+) -> str:
     """Write the product for ``request`` to ``target``, as the real data store would.
 
     The file appears at ``target`` only once complete (written beside it, then renamed), so
@@ -805,6 +853,9 @@ def write_product(request: ParsedRequest, target: Path, atmosphere: AtmosphereLi
         Where to write the product; its folder must exist.
     atmosphere
         Source of the fields (the sandbox's toy atmosphere).
+    grib_editions
+        ``{dataset id: 1 or 2}``: the GRIB edition of a dataset's GRIB products; 1 for a
+        dataset not named (and by default).
 
     Returns
     -------
@@ -816,14 +867,17 @@ def write_product(request: ParsedRequest, target: Path, atmosphere: AtmosphereLi
     ------
     RequestError
         When the request's area contains no grid point.
+    ValueError
+        When ``grib_editions`` names an unknown dataset or an edition other than 1 or 2.
     """
+    edition = check_grib_editions(grib_editions).get(request.dataset, 1)
     target = Path(target)
     grid = product_grid(request.dataset, request.area)
     partial = target.with_name(f".{target.name}.partial")
     try:
         if request.data_format == "grib":
             with partial.open("wb") as out:
-                _write_grib(request, grid, atmosphere, out)
+                _write_grib(request, grid, atmosphere, out, edition)
             mime = MIME_GRIB
         else:
             mime = _write_netcdf(request, grid, atmosphere, partial)
@@ -834,10 +888,12 @@ def write_product(request: ParsedRequest, target: Path, atmosphere: AtmosphereLi
 
 
 __all__ = [
+    "GRIB_EDITIONS",
     "MIME_GRIB",
     "MIME_NETCDF",
     "MIME_ZIP",
     "AtmosphereLike",
+    "check_grib_editions",
     "era5_accumulation_base",
     "write_product",
 ]

@@ -44,7 +44,12 @@ def datastore_endpoints(
 
         sb = config.sandbox
         server = SandboxServer(
-            host=sb.host, port=sb.port, key=sb.key, faults=sb.faults, seed=sb.seed
+            host=sb.host,
+            port=sb.port,
+            key=sb.key,
+            faults=sb.faults,
+            seed=sb.seed,
+            grib_editions=sb.grib_edition,
         ).start()
     try:
         endpoints: dict[str, Endpoint] = {}

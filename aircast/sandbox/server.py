@@ -116,8 +116,9 @@ class _DefaultRenderer:
     thread-safe, and the bytes must not depend on which worker renders.
     """
 
-    def __init__(self, seed: int) -> None:
+    def __init__(self, seed: int, grib_editions: Mapping[str, int] | None = None) -> None:
         self.seed = seed
+        self.grib_editions = dict(grib_editions or {})
         self._lock = threading.Lock()
         self._atmosphere: Any = None
 
@@ -128,16 +129,17 @@ class _DefaultRenderer:
         with self._lock:
             if self._atmosphere is None:
                 self._atmosphere = ToyAtmosphere(self.seed)
-            return str(write_product(request, target, self._atmosphere))
+            return str(write_product(request, target, self._atmosphere, self.grib_editions))
 
 
-def default_renderer(seed: int = 0) -> Renderer:
+def default_renderer(seed: int = 0, grib_editions: Mapping[str, int] | None = None) -> Renderer:
     """The renderer the server uses unless told otherwise (toy atmosphere + products)."""
-    return _DefaultRenderer(seed)
+    return _DefaultRenderer(seed, grib_editions)
 
 
-def _render_key(parsed: ParsedRequest) -> str:
-    """What decides a rendering's bytes: the parsed request, not its spelling."""
+def _render_key(parsed: ParsedRequest, grib_edition: int = 1) -> str:
+    """What decides a rendering's bytes: the parsed request, not its spelling, and for GRIB
+    the edition (so that a cache shared by servers of different editions stays right)."""
     payload = json.dumps(
         {
             "dataset": parsed.dataset,
@@ -147,6 +149,7 @@ def _render_key(parsed: ParsedRequest) -> str:
             "lead_hours": list(parsed.lead_hours),
             "area": list(parsed.area) if parsed.area is not None else None,
             "format": parsed.data_format,
+            **({"grib_edition": grib_edition} if grib_edition != 1 else {}),
         },
         sort_keys=True,
     )
@@ -277,6 +280,10 @@ class SandboxServer:
         with ``aircast.sandbox.products.write_product``, built on first use.
     seed
         Seed of the toy atmosphere of the default renderer.
+    grib_editions
+        ``{dataset id: 1 or 2}``: the GRIB edition of the default renderer's GRIB products
+        (``aircast.sandbox.products.write_product``); 1 for a dataset not named. A ``renderer``
+        passed in chooses its own.
     """
 
     def __init__(
@@ -288,6 +295,7 @@ class SandboxServer:
         data_dir: Path | None = None,
         renderer: Renderer | None = None,
         seed: int = 0,
+        grib_editions: Mapping[str, int] | None = None,
     ) -> None:
         if not key or ":" in key:
             raise ValueError(
@@ -299,7 +307,14 @@ class SandboxServer:
         self.key = key
         self.faults = FaultPlan.coerce(faults)
         self.seed = seed
-        self.renderer: Renderer = renderer if renderer is not None else default_renderer(seed)
+        self.grib_editions: dict[str, int] = {}
+        if grib_editions:  # products (ecCodes, netCDF-C) load only when a product is rendered
+            from aircast.sandbox.products import check_grib_editions
+
+            self.grib_editions = check_grib_editions(grib_editions)
+        self.renderer: Renderer = (
+            renderer if renderer is not None else default_renderer(seed, self.grib_editions)
+        )
         self._own_data_dir = data_dir is None
         self._data_dir = Path(data_dir) if data_dir is not None else None
         self._lock = threading.RLock()
@@ -613,7 +628,7 @@ class SandboxServer:
         job.done.set()
 
     def _render_cached(self, parsed: ParsedRequest, ext: str) -> tuple[Path, str]:
-        key = _render_key(parsed)
+        key = _render_key(parsed, self.grib_editions.get(parsed.dataset, 1))
         with self._lock:
             fut = self._renders.get(key)
             owner = fut is None

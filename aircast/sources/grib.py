@@ -100,7 +100,8 @@ class GribSummary:
         comparing a file with its request.
     grids
         The distinct grids: ``(Nj, Ni, first lat, first lon, last lat, last lon)``, the
-        corners in millidegrees as GRIB1 stores them.
+        corners in millidegrees as GRIB1 stores them; longitudes as the file states them
+        (GRIB1 signed, GRIB2 in [0, 360°)), compared modulo 360° (:func:`same_grid`).
     """
 
     path: Path
@@ -244,6 +245,7 @@ class GribGrid:
     geometry: tuple[Any, ...]  # what makes two grid sections the same grid
     shape: tuple[int, int] = (0, 0)  # (Nj, Ni) as stored
     columns_first: bool = False  # jPointsAreConsecutive: stored column by column
+    alternate_rows: bool = False  # alternativeRowScanning: every second row stored reversed
     latitude: AxisOrder | None = None
     longitude: AxisOrder | None = None
     problem: str = ""
@@ -261,6 +263,9 @@ class GribGrid:
         assert self.latitude is not None and self.longitude is not None
         nj, ni = self.shape
         field = values.reshape(ni, nj).T if self.columns_first else values.reshape(nj, ni)
+        if self.alternate_rows:  # rows 1, 3, … as stored run the other way: turn them back
+            field = field.copy()
+            field[1::2] = field[1::2, ::-1]
         rows, cols = self.latitude.runs, self.longitude.runs
         if rows and cols:  # a few slice copies: no index arrays, no temporaries
             for out_rows, in_rows in rows:
@@ -268,6 +273,42 @@ class GribGrid:
                     out[out_rows, out_cols] = field[in_rows, in_cols]
         else:
             out[...] = field[np.ix_(self.latitude.index, self.longitude.index)]
+
+
+#: Scanning mode flags (GRIB1 code table 8, GRIB2 flag table 3.4; bit 1 is the high bit):
+#: iScansNegatively and jScansPositively give the corners' order (read from the corners
+#: themselves), jPointsAreConsecutive the storage by columns, alternativeRowScanning (GRIB2
+#: only) every second row stored the other way. The decode honours these four; bits 5-8
+#: (GRIB2: rows offset by half a step, rows of Ni and Ni - 1 points; GRIB1: reserved) are
+#: refused, as is alternation of columns, which WMO and ecCodes read differently.
+_I_NEGATIVE, _J_POSITIVE, _J_CONSECUTIVE, _ALTERNATE_ROWS = 0x80, 0x40, 0x20, 0x10
+
+_HONOURED_SCANNING = {
+    1: _I_NEGATIVE | _J_POSITIVE | _J_CONSECUTIVE,
+    2: _I_NEGATIVE | _J_POSITIVE | _J_CONSECUTIVE | _ALTERNATE_ROWS,
+}
+
+
+def _scanning_problem(scanning: int, edition: int) -> str:
+    """Why a grid's scanning mode cannot be laid out, or '' when the decode honours it."""
+    others = scanning & 0xFF & ~_HONOURED_SCANNING[edition]
+    if others:
+        table = "flag table 3.4" if edition == 2 else "code table 8"
+        return (
+            f"its scanning mode {scanning:08b} sets bit(s) "
+            f"{', '.join(str(8 - b) for b in range(8) if others >> b & 1)} of GRIB{edition} "
+            f"{table} (rows offset or of unequal length{'' if edition == 2 else ', or reserved'}),"
+            " which AirCast does not lay out; ask the data store for a regular grid, or "
+            "regrid the file first (e.g. with `cdo remapbil`)"
+        )
+    if scanning & _J_CONSECUTIVE and scanning & _ALTERNATE_ROWS:
+        return (
+            f"its scanning mode {scanning:08b} stores points by columns (jPointsAreConsecutive) "
+            "with alternate columns reversed (alternativeRowScanning), an order that WMO and "
+            "ecCodes read differently, so AirCast refuses to guess; ask the data store for "
+            "the points by rows, or rewrite the file (e.g. with `cdo copy`)"
+        )
+    return ""
 
 
 def _read_grid(handle: int, edition: int) -> GribGrid:
@@ -301,6 +342,9 @@ def _read_grid(handle: int, edition: int) -> GribGrid:
             problem=f"its grid is {grid_type!r}, not a regular latitude/longitude grid; "
             "interpolate it to one first (e.g. with `cdo remapbil`)",
         )
+    problem = _scanning_problem(scanning, edition)
+    if problem:
+        return GribGrid(summary, geometry, problem=problem)
     lat1 = get_double(handle, "latitudeOfFirstGridPointInDegrees")
     lat2 = get_double(handle, "latitudeOfLastGridPointInDegrees")
     lon1 = get_double(handle, "longitudeOfFirstGridPointInDegrees")
@@ -326,7 +370,8 @@ def _read_grid(handle: int, edition: int) -> GribGrid:
         summary,
         geometry,
         shape=(nj, ni),
-        columns_first=bool(get_long(handle, "jPointsAreConsecutive")),
+        columns_first=bool(scanning & _J_CONSECUTIVE),
+        alternate_rows=bool(scanning & _ALTERNATE_ROWS),
         latitude=latitude_order(latitudes),
         longitude=longitude_order(longitudes),
     )
@@ -718,6 +763,25 @@ def _describe_grid(grid: tuple[int, int, int, int, int, int]) -> str:
     )
 
 
+_FULL_CIRCLE_M = 360_000  # millidegrees
+
+
+def same_grid(
+    found: tuple[int, int, int, int, int, int], want: tuple[int, int, int, int, int, int]
+) -> bool:
+    """Whether two grid summaries (:attr:`GribSummary.grids`) are the same grid.
+
+    Longitudes are compared modulo 360°: GRIB2 cannot store a negative longitude, so a field
+    from -6.75° to 48.75° is stored from 353.25° to 48.75°, the same points as GRIB1's signed
+    -6750 to 48750 millidegrees.
+    """
+    nj, ni, lat1, lon1, lat2, lon2 = found
+    w_nj, w_ni, w_lat1, w_lon1, w_lat2, w_lon2 = want
+    return (nj, ni, lat1, lat2) == (w_nj, w_ni, w_lat1, w_lat2) and all(
+        (a - b) % _FULL_CIRCLE_M == 0 for a, b in ((lon1, w_lon1), (lon2, w_lon2))
+    )
+
+
 def check_grib_content(summary: GribSummary, parsed: ParsedRequest) -> None:
     """The fields and grid of a verified GRIB file are exactly those of its request.
 
@@ -751,7 +815,7 @@ def check_grib_content(summary: GribSummary, parsed: ParsedRequest) -> None:
         round(grid.latitudes[-1] * 1000),
         round(grid.longitudes[-1] * 1000),
     )
-    if summary.grids != {want}:
+    if len(summary.grids) != 1 or not same_grid(next(iter(summary.grids)), want):
         found_grids = " and ".join(_describe_grid(g) for g in sorted(summary.grids))
         raise ContentMismatchError(
             summary.path,
