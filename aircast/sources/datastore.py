@@ -552,10 +552,10 @@ def _refusal(
         return LicenceError(
             dataset,
             page,
-            f"{where} will not serve {name} to the account of the key from {source}: its "
-            f"licence is not accepted ({words}); sign in to the store with that account, accept "
-            f"the licence on {page}, then run the ingestion again (only {name} stops; the "
-            "other datasets go on, and what arrived is kept)",
+            f"{where} will not serve {name}: its licence is not accepted; accept it on {page} "
+            f"while signed in with the account of the key from {source}, then run the ingestion "
+            f"again (only {name} stops: the other datasets go on, and what arrived is kept; the "
+            f"store said: {words})",
         )
     if "cost limit" in lowered or "too large" in lowered:
         return RequestTooLargeError(
