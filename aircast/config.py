@@ -294,6 +294,18 @@ class IngestSettings(_Strict):
         default=30.0, gt=0, description="longest wait between polls/retries, s"
     )
     timeout: float = Field(default=60.0, gt=0, description="seconds to wait for one HTTP answer")
+    connect_timeout: float = Field(
+        default=10.0, gt=0, description="seconds to wait for a connection to a store to open"
+    )
+    unreachable_after: float = Field(
+        default=60.0,
+        gt=0,
+        description=(
+            "seconds without any answer from a store (connection refused, DNS failure, no "
+            "reply) before it is given up for the run; a store that answers busy (429, 503) "
+            "keeps the patience of http_tries and sleep_max"
+        ),
+    )
     forecast_lead_hours: int = Field(
         default=72, ge=0, le=120, description="CAMS forecast leads ingested, every 3 h up to this"
     )

@@ -11,11 +11,14 @@ Prefect tasks as the executor, so every rule below holds for both:
    complete in the cache takes none.
 3. **Stores side by side.** ERA5 (CDS) and CAMS (ADS) are different stores, each with its own
    limit, so their requests are interleaved and fetched at the same time.
-4. **A store found unusable is not asked again.** When one request finds a store unreachable
-   after all its retries, or the store refuses the key, the requests to that store that have
-   not started come back ``failed`` with a short "not sent" error and leave no manifest row (the
+4. **What cannot succeed is not asked again.** A request that finds its store unreachable (no
+   answer within ``ingest.unreachable_after``), its key refused (401) or its daily quota of
+   requests spent stops that store; one whose dataset's licence is not accepted stops that
+   dataset only (the store's other datasets go on). The requests so stopped that have not
+   started come back ``failed`` with a short "not sent" error and leave no manifest row (the
    next run sends them as if for the first time): with the default patience each would
-   otherwise spend many minutes failing the same way.
+   otherwise spend minutes failing the same way. A daily quota's error says how many requests
+   this run had sent to that store. A request over the store's cost limit fails alone.
 5. **Never raise for a store's answer.** Each request's outcome is recorded in the manifest and
    reported; :class:`IngestFailed` is raised at the end, after the reports, when any failed.
    What did arrive stays in the cache, so running the job again fetches only the rest.
@@ -226,19 +229,26 @@ def run_ingest(
         LOG.info("%s: %d requests for %s", source, len(reqs), span)
     total = len(requests)
     with _endpoints(config, stores, endpoints, key_resolver) as found:
-        unusable: dict[str, FetchResult] = {}
+        # what a failure stopped: ("store", "ads") or ("dataset", "reanalysis-era5-…")
+        stopped: dict[tuple[str, str], FetchResult] = {}
+        sent: dict[str, int] = dict.fromkeys(stores, 0)  # jobs each store accepted in this run
         guard = threading.Lock()
 
         def not_sent(req: SourceRequest) -> FetchResult | None:
             with guard:
-                first = unusable.get(req.store)
+                first = stopped.get(("store", req.store)) or stopped.get(("dataset", req.dataset))
             if first is None:
                 return None
+            what = (
+                f"{req.store.upper()} could not be used"
+                if first.stops == "store"
+                else f"{req.dataset} is refused by {req.store.upper()}"
+            )
             return FetchResult(
                 req,
                 "failed",
-                error=f"not sent: {req.store.upper()} could not be used for "
-                f"{first.request.label} (see its error); nothing was recorded for this request",
+                error=f"not sent: {what} for {first.request.label} (see its error); nothing was "
+                "recorded for this request",
             )
 
         def fetch(req: SourceRequest) -> FetchResult:
@@ -249,15 +259,23 @@ def run_ingest(
                 outcome = fetch_one(config, req, found[req.store], cache)
             else:
                 with executor.slot(limit_name(req.store)):
-                    # a request that waited for its slot while another found the store
-                    # unusable is not sent either
+                    # a request that waited for its slot while another found its store or its
+                    # dataset stopped is not sent either
                     skipped = not_sent(req)
                     if skipped is not None:
                         return skipped
                     outcome = fetch_one(config, req, found[req.store], cache)
-            if outcome.store_unusable:
-                with guard:
-                    unusable.setdefault(req.store, outcome)
+            with guard:
+                sent[req.store] += outcome.submitted
+                if outcome.stops is not None:
+                    scope = req.store if outcome.stops == "store" else req.dataset
+                    if (outcome.stops, scope) not in stopped:
+                        stopped[(outcome.stops, scope)] = outcome
+                        if outcome.stop_reason == "DailyLimitError":
+                            outcome.error = (
+                                f"{outcome.error} ({sent[req.store]} request(s) had been sent "
+                                f"to the {req.store.upper()} in this run)"
+                            )
             return outcome
 
         LOG.info(

@@ -44,8 +44,24 @@ Fault kinds (a probability in [0, 1] each, except ``missing``)
     every job whose dates (reanalysis valid dates, forecast run dates) touch one of them ends
     ``failed`` with ``no data available for <date>``. Persistent: retrying never helps.
 
+The store's refusals (persistent, answered ``403`` on the submission with the real service's
+words, no job created)
+-------------------------------------------------------------------------------------------------
+``licence``
+    Datasets (``+``-separated ids) whose licence the key's account has not accepted: title
+    ``required licences not accepted``, detail ``Not all the required licences have been
+    accepted; please visit <root>/datasets/<id>?tab=download#manage-licences to accept the
+    required licence(s).`` Other datasets are served.
+``too_large``
+    A number of fields: a request asking for more is answered title ``cost limits exceeded``,
+    detail ``Your request is too large, please reduce your selection.``
+``daily_cap``
+    A number of requests: once that many jobs were created (over the server's lifetime, every
+    dataset), each further submission is answered title ``Maximum number of daily requests
+    reached`` (the ADS's quota), with the limit in the detail.
+
 Options: ``seed`` (int, default 0), ``queue_seconds`` (default 2), ``transient_attempts``
-(default 1), ``retry_after`` (the 429's ``Retry-After``, default 1).
+(default 1), ``retry_after`` (the ``Retry-After`` of a 429 and of a 503, default 1).
 
 Determinism and transience
 --------------------------
@@ -106,6 +122,8 @@ TRANSIENT_KINDS = tuple(k for k in FAULT_KINDS if k != "missing")
 SUBMIT_KINDS = ("throttle", "server_error")
 #: Options of a spec besides the kinds.
 OPTIONS = ("seed", "queue_seconds", "transient_attempts", "retry_after")
+#: The store's persistent refusals (403 answers): a dataset list or a number, not a probability.
+REFUSALS = ("licence", "too_large", "daily_cap")
 CORRUPT_VARIANTS = ("overwrite", "cut")
 SERVER_ERROR_CODES = (500, 502, 503)
 #: HTTP header that forces faults on one request.
@@ -123,6 +141,7 @@ def _valid_tokens() -> str:
     return (
         f"valid fault kinds: {kinds} (P a probability in [0, 1]), "
         "missing=YYYY-MM-DD[+YYYY-MM-DD…] (dates or YYYY-MM-DD/YYYY-MM-DD ranges); "
+        "refusals: licence=DATASET[+DATASET…], too_large=N (fields), daily_cap=N (requests); "
         f"options: {', '.join(OPTIONS)}"
     )
 
@@ -210,7 +229,13 @@ class FaultPlan:
     transient_attempts
         How many times a selected transient kind strikes one canonical request.
     retry_after
-        ``Retry-After`` seconds announced by a throttled submission.
+        ``Retry-After`` seconds announced by a throttled submission and by a 503.
+    licence
+        Datasets whose licence is not accepted (their submissions are refused).
+    too_large
+        Most fields a request may ask for (None: no cost limit).
+    daily_cap
+        Most jobs the server creates (None: no daily quota).
     """
 
     rates: Mapping[str, float] = field(default_factory=dict)
@@ -219,6 +244,9 @@ class FaultPlan:
     queue_seconds: float = 2.0
     transient_attempts: int = 1
     retry_after: float = 1.0
+    licence: tuple[str, ...] = ()
+    too_large: int | None = None
+    daily_cap: int | None = None
 
     def __post_init__(self) -> None:
         for kind, p in self.rates.items():
@@ -232,6 +260,11 @@ class FaultPlan:
             )
         if self.queue_seconds < 0 or self.retry_after < 0:
             raise FaultSpecError("queue_seconds and retry_after must not be negative")
+        for name in ("too_large", "daily_cap"):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise FaultSpecError(f"{name}={value}: must be a number of at least 0")
+        object.__setattr__(self, "licence", tuple(self.licence))
         object.__setattr__(self, "rates", {k: float(v) for k, v in self.rates.items() if v > 0})
 
     # ---- construction
@@ -250,6 +283,7 @@ class FaultPlan:
         rates: dict[str, float] = {}
         missing: tuple[dt.date, ...] = ()
         options: dict[str, Any] = {}
+        refusals: dict[str, Any] = {}
         text = spec.strip()
         if text.lower() in ("", "none", "off"):
             return cls()
@@ -265,6 +299,16 @@ class FaultPlan:
                 )
             if name == "missing":
                 missing = _parse_dates(token, value)
+            elif name == "licence":
+                refusals[name] = tuple(d.strip() for d in value.split("+") if d.strip())
+            elif name in REFUSALS:
+                try:
+                    refusals[name] = int(value)
+                except ValueError:
+                    raise FaultSpecError(
+                        f"fault spec token {token!r}: {value!r} is not a whole number; "
+                        f"{_valid_tokens()}"
+                    ) from None
             elif name in TRANSIENT_KINDS:
                 try:
                     rates[name] = float(value)
@@ -290,7 +334,7 @@ class FaultPlan:
                 raise FaultSpecError(
                     f"fault spec token {token!r}: unknown name {name!r}; {_valid_tokens()}"
                 )
-        return cls(rates=rates, missing=missing, **options)
+        return cls(rates=rates, missing=missing, **refusals, **options)
 
     @classmethod
     def coerce(cls, value: FaultPlan | str | None) -> FaultPlan:
@@ -306,6 +350,12 @@ class FaultPlan:
         parts = [f"{k}={self.rates[k]:g}" for k in TRANSIENT_KINDS if k in self.rates]
         if self.missing:
             parts.append("missing=" + "+".join(d.isoformat() for d in self.missing))
+        if self.licence:
+            parts.append("licence=" + "+".join(self.licence))
+        if self.too_large is not None:
+            parts.append(f"too_large={self.too_large}")
+        if self.daily_cap is not None:
+            parts.append(f"daily_cap={self.daily_cap}")
         parts += [
             f"seed={self.seed}",
             f"queue_seconds={self.queue_seconds:g}",
@@ -320,7 +370,13 @@ class FaultPlan:
     @property
     def active(self) -> bool:
         """Whether any fault can happen at all."""
-        return bool(self.rates or self.missing)
+        return bool(
+            self.rates
+            or self.missing
+            or self.licence
+            or self.too_large is not None
+            or self.daily_cap is not None
+        )
 
     # ---- deterministic draws
 

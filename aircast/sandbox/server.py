@@ -35,7 +35,9 @@ Errors are problem JSON (``title``, ``detail``, ``traceback``, ``status``) so th
 ``HTTPError`` carries the store's message: an invalid request is ``400 invalid request`` with
 the :class:`~aircast.errors.RequestError` text as detail; an unknown dataset ``404``; a failed
 or rejected job's results ``400 The job has failed.`` / ``The job has been rejected.`` with the
-store's message as traceback.
+store's message as traceback; the store's refusals (a licence not accepted, a request over the
+cost limit, the daily quota of requests: see :mod:`~aircast.sandbox.faults`) ``403`` with the
+real service's title and detail.
 
 Jobs are rendered on a pool of two worker threads into :attr:`SandboxServer.data_dir`: one
 file per job, ``{job id}.{grib|nc|zip}`` after the renderer's MIME type, hard-linked from a
@@ -306,6 +308,12 @@ class SandboxServer:
         self.port = port
         self.key = key
         self.faults = FaultPlan.coerce(faults)
+        unknown = [d for d in self.faults.licence if d not in DATASETS]
+        if unknown:
+            raise FaultSpecError(
+                f"fault licence={'+'.join(unknown)}: not a dataset of the sandbox; choose "
+                f"among {', '.join(DATASETS)}"
+            )
         self.seed = seed
         self.grib_editions: dict[str, int] = {}
         if grib_editions:  # products (ecCodes, netCDF-C) load only when a product is rendered
@@ -463,8 +471,43 @@ class SandboxServer:
         self._pending = [e for e in self._pending if e["remaining"] > 0]
         return taken
 
+    def _refusal(self, dataset_id: str, parsed: ParsedRequest, root: str) -> _Reply | None:
+        """The store's 403 for this submission, worded as the real service words it, or None.
+
+        Checked in the real service's order: the licences, then the cost of the request, then
+        the user's quota of requests (held under the lock).
+        """
+        plan = self.faults
+        if dataset_id in plan.licence:
+            page = f"{root}/datasets/{dataset_id}?tab=download#manage-licences"
+            return _Reply(
+                403,
+                "required licences not accepted",
+                "Not all the required licences have been accepted; please visit "
+                f"{page} to accept the required licence(s).",
+            )
+        if plan.too_large is not None and parsed.n_fields > plan.too_large:
+            return _Reply(
+                403,
+                "cost limits exceeded",
+                "Your request is too large, please reduce your selection.",
+            )
+        created = sum(st.jobs for st in self._stats.values())
+        if plan.daily_cap is not None and created >= plan.daily_cap:
+            return _Reply(
+                403,
+                "Maximum number of daily requests reached",
+                f"The maximum number of daily requests ({plan.daily_cap}) has been reached for "
+                "this user; please try again tomorrow.",
+            )
+        return None
+
     def _submit(
-        self, dataset_id: str, inputs: dict[str, Any], forced: list[tuple[str, str | None]]
+        self,
+        dataset_id: str,
+        inputs: dict[str, Any],
+        forced: list[tuple[str, str | None]],
+        root: str = "",
     ) -> _Job:
         """Validate, apply submission faults, create and schedule a job (raises _Reply)."""
         try:
@@ -477,6 +520,10 @@ class SandboxServer:
         with self._lock:
             st = self._stat(rhash, dataset_id, inputs)
             st.submissions += 1
+            refusal = self._refusal(dataset_id, parsed, root or f"http://{self.host}:{self.port}")
+            if refusal is not None:
+                self._count_fault(st, _REFUSAL_KIND[refusal.title])
+                raise refusal
             forced_kinds = dict(forced)
             # ---- faults answered on the submission itself
             submit_fault: str | None = None
@@ -505,7 +552,10 @@ class SandboxServer:
                         f"retry after {plan.retry_after:g} seconds",
                         headers={"Retry-After": f"{plan.retry_after:g}"},
                     )
-                raise _Reply(plan.server_error_status(rhash), "server error")
+                status = plan.server_error_status(rhash)
+                # a gateway's 503 says when to come back; a 500 or 502 does not
+                retry = {"Retry-After": f"{plan.retry_after:g}"} if status == 503 else None
+                raise _Reply(status, "server error", headers=retry)
             # ---- a job
             job_kinds = ("queue", "reject", "fail", "corrupt", "truncate", "missing")
             forced_kinds.update(
@@ -719,6 +769,14 @@ class SandboxServer:
             metadata["log"] = [[ts, m] for ts, m in visible]
         out["metadata"] = metadata
         return out
+
+
+#: The fault kind counted for each refusal (by the title of its answer).
+_REFUSAL_KIND = {
+    "required licences not accepted": "licence",
+    "cost limits exceeded": "too_large",
+    "Maximum number of daily requests reached": "daily_cap",
+}
 
 
 def _no_data_message(dataset_id: str, days: list[dt.date]) -> str:
@@ -1025,7 +1083,7 @@ class _Handler(BaseHTTPRequestHandler):
             forced = parse_fault_list(header, f"{FAULT_HEADER} header") if header else []
         except FaultSpecError as exc:
             raise _Reply(400, "invalid request", str(exc)) from None
-        job = self.sandbox._submit(dataset_id, inputs, forced)
+        job = self.sandbox._submit(dataset_id, inputs, forced, root=self._root())
         with self.sandbox._lock:
             reply = self.sandbox._job_json(job, self._root(), monitor=True)
         self._json(201, reply)
@@ -1052,7 +1110,9 @@ class _Handler(BaseHTTPRequestHandler):
                 "server_error", job.rhash
             ):
                 sb._count_fault(st, "server_error")
-                raise _Reply(sb.faults.server_error_status(job.rhash), "server error")
+                status = sb.faults.server_error_status(job.rhash)
+                retry = {"Retry-After": f"{sb.faults.retry_after:g}"} if status == 503 else None
+                raise _Reply(status, "server error", headers=retry)
         if job.final is None and time.time() >= job.queue_until:
             job.done.wait(_LONG_POLL_SECONDS)
 

@@ -20,9 +20,12 @@ from typing import Literal
 from aircast.errors import CorruptFileError, DataStoreError, TransientDataStoreError
 from aircast.sources.cache import ManifestEntry, RawCache, sha256_of
 from aircast.sources.datastore import (
+    DailyLimitError,
     DataStoreClient,
     JobNotFoundError,
     KeyRefusedError,
+    LicenceError,
+    RequestTooLargeError,
     StoreUnreachableError,
 )
 from aircast.sources.requests import SourceRequest
@@ -31,6 +34,9 @@ LOG = logging.getLogger(__name__)
 
 Verifier = Callable[[Path, SourceRequest], None]
 Outcome = Literal["reused", "fetched", "recovered", "failed"]
+#: What a failure stops: every request to its store (unreachable, key refused, daily quota
+#: spent), or every request of its dataset (licence not accepted).
+StopScope = Literal["store", "dataset"]
 
 
 @dataclass
@@ -43,10 +49,19 @@ class FetchResult:
     retries: int = 0
     quarantined: int = 0
     error: str | None = None
-    #: The store itself could not be used (unreachable, or it refused the key): every other
-    #: request to it would fail the same way, so the ingest job (:mod:`aircast.jobs.ingest`)
-    #: stops sending to it.
-    store_unusable: bool = False
+    #: What else would fail the same way, so that the ingest job (:mod:`aircast.jobs.ingest`)
+    #: stops sending it: the whole store (unreachable, key refused, daily quota spent) or
+    #: this request's dataset (its licence is not accepted); None: only this request.
+    stops: StopScope | None = None
+    #: Jobs the store accepted for this request in this call (what counts against a quota).
+    submitted: int = 0
+    #: Why it stopped, when it did: the error's type name (``DailyLimitError`` …).
+    stop_reason: str | None = None
+
+    @property
+    def store_unusable(self) -> bool:
+        """Whether no other request to this request's store can succeed in this run."""
+        return self.stops == "store"
 
 
 @dataclass
@@ -212,13 +227,13 @@ def _fetch_fresh(
 ) -> FetchResult:
     request_id = entry.request_id if entry is not None and entry.status == "submitted" else None
     resumed = request_id is not None
-    retries = quarantined = 0
+    retries = quarantined = submitted = 0
     last_error = ""
-    unusable = False
     for attempt in range(download_tries):
         try:
             if request_id is None:
                 request_id = client.submit(req.dataset, req.request)
+                submitted += 1
                 cache.record_submitted(req, request_id)
             elif resumed and attempt == 0:
                 cache.record_event(req.key, "resumed", request_id)
@@ -241,14 +256,9 @@ def _fetch_fresh(
             request_id, last_error = None, _damage(exc, target)
             time.sleep(_backoff(attempt, sleep_max))
             continue
-        except TransientDataStoreError as exc:
-            cache.record_event(req.key, "retry", str(exc))
-            retries += 1
-            last_error = str(exc)
-            unusable = isinstance(exc, StoreUnreachableError)
-            time.sleep(_backoff(attempt, sleep_max))
-            continue
-        except DataStoreError as exc:
+        except StoreUnreachableError as exc:
+            # the seam already waited out ingest.unreachable_after: asking again here would
+            # only multiply that wait by download_tries
             cache.record_failed(req, str(exc))
             return FetchResult(
                 req,
@@ -256,14 +266,40 @@ def _fetch_fresh(
                 retries=retries,
                 quarantined=quarantined,
                 error=str(exc),
-                store_unusable=isinstance(exc, KeyRefusedError),
+                stops="store",
+                submitted=submitted,
+                stop_reason=type(exc).__name__,
+            )
+        except TransientDataStoreError as exc:
+            cache.record_event(req.key, "retry", str(exc))
+            retries += 1
+            last_error = str(exc)
+            time.sleep(_backoff(attempt, sleep_max))
+            continue
+        except DataStoreError as exc:
+            message = str(exc)
+            if isinstance(exc, RequestTooLargeError):
+                message = f"{message} ({_size_of(req)})"
+            cache.record_failed(req, message)
+            stops = _stop_scope(exc)
+            return FetchResult(
+                req,
+                "failed",
+                retries=retries,
+                quarantined=quarantined,
+                error=message,
+                stops=stops,
+                submitted=submitted,
+                stop_reason=type(exc).__name__ if stops else None,
             )
         final = cache.path_for(req, suffix=_suffix_of(tmp, req))
         size = tmp.stat().st_size
         digest = sha256_of(tmp)
         cache.install(tmp, final)
         cache.record_complete(req, final, digest, size, request_id)
-        return FetchResult(req, "fetched", final, retries=retries, quarantined=quarantined)
+        return FetchResult(
+            req, "fetched", final, retries=retries, quarantined=quarantined, submitted=submitted
+        )
     if quarantined:
         # the usual advice (try again later) holds, but the operator should know that the
         # store sent bad files, and where they are kept for a look
@@ -285,7 +321,32 @@ def _fetch_fresh(
         retries=retries,
         quarantined=quarantined,
         error=message,
-        store_unusable=unusable,
+        submitted=submitted,
+    )
+
+
+def _stop_scope(exc: DataStoreError) -> StopScope | None:
+    """What else a store's refusal stops (see :attr:`FetchResult.stops`)."""
+    if isinstance(exc, (KeyRefusedError, DailyLimitError)):
+        return "store"
+    if isinstance(exc, LicenceError):
+        return "dataset"
+    return None
+
+
+def _size_of(req: SourceRequest) -> str:
+    """What a request asks for, so that a user sees how much to take away."""
+    parsed = req.parsed()
+    parts = [f"{len(parsed.variables)} variable(s)"]
+    if parsed.levels:
+        parts.append(f"{len(parsed.levels)} level(s)")
+    parts.append(f"{len(parsed.times)} time(s)")
+    if parsed.lead_hours:
+        parts.append(f"{len(parsed.lead_hours)} lead time(s)")
+    return (
+        f"this request, {req.label}, asks for {parsed.n_fields} fields: "
+        f"{' x '.join(parts)}; AirCast already asks for one day per request, so take "
+        "variables (or levels) out of the recipe, or ask the store's support about its limit"
     )
 
 

@@ -35,6 +35,8 @@ def retry_policy(config: AirCastConfig) -> RetryPolicy:
         sleep_max=s.sleep_max,
         download_tries=s.download_tries,
         timeout=s.timeout,
+        connect_timeout=s.connect_timeout,
+        unreachable_after=s.unreachable_after,
     )
 
 

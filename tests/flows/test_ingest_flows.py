@@ -9,6 +9,7 @@ import itertools
 import json
 import sqlite3
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -277,6 +278,38 @@ def test_an_unusable_store_is_not_sent_the_other_requests(
     with sqlite3.connect(tmp_path / "data" / "raw" / "manifest.sqlite") as db:
         rows = db.execute("SELECT status FROM requests").fetchall()
     assert rows == [("failed",)]
+
+
+def test_a_licence_not_accepted_stops_only_its_dataset(
+    tmp_path: Path, client: SyncPrefectClient
+) -> None:
+    """The ingest job's licence rule, through the flow: ERA5 single levels is refused for its
+    licence, so its other requests are not sent, while ERA5 pressure levels on the same store
+    are fetched (tests/sources/test_ingest_reliability.py holds the same through the CLI)."""
+    delete_limit(client, "cds")
+    refused = "reanalysis-era5-single-levels"
+    with SandboxServer(key="the-right-key", faults=f"licence={refused}") as server:
+        recipe = write_recipe(
+            tmp_path,
+            datastores={"cds": {"url": server.url, "key_env": "AIRCAST_TEST_FLOW_KEY"}},
+            variables={"weather": ["t2m", "t_850"], "static": ["lsm"]},
+            ingest={"max_concurrent_requests": 1, "http_tries": 2, "download_tries": 2},
+        )
+        with pytest.MonkeyPatch.context() as env:
+            env.setenv("AIRCAST_TEST_FLOW_KEY", "the-right-key")
+            state = ingest_era5("2019-06-01", "2019-06-02", str(recipe), return_state=True)
+        assert state.is_failed()
+        sends = Counter()
+        for stats in server.stats.values():
+            sends[stats.dataset] += stats.submissions
+    assert sends[refused] == 1 and sends["reanalysis-era5-pressure-levels"] == 2
+    table = artifacts(client, run_id(state))["ingest-era5"].data
+    assert "its licence is not accepted; accept it on" in table and "manage-licences" in table
+    # five requests: the static field and two days of single levels (one refused, two not
+    # sent), two days of pressure levels (fetched)
+    assert len(planned_keys(recipe, "era5", "2019-06-01", "2019-06-02")) == 5
+    assert table.count(f"not sent: {refused} is refused by CDS") == 2, table
+    assert table.count("| fetched |") == 2, table
 
 
 @pytest.fixture

@@ -461,6 +461,16 @@ BAD_INPUTS = [
         faults=f"truncate=1,{FOREVER}",
     ),
     Bad(
+        "request over the cost limit",
+        ("cost limits exceeded", "fields: 2 variable(s) x 8 time(s)", "take variables"),
+        faults="too_large=0",
+    ),
+    Bad(
+        "daily quota spent",
+        ("Maximum number of daily requests reached", "UTC midnight", "0 request(s) had been sent"),
+        faults="daily_cap=0",
+    ),
+    Bad(
         "file of another day",
         ("does not match its request", "quarantine"),
         QUICK,
@@ -558,3 +568,70 @@ def test_an_unusable_store_is_reported_once_not_once_per_request(
     assert len(rows) == 2 and all(row[6] == "failed" for row in rows.values())
     if problem == "wrong key":
         assert sum(s.submissions for s in server.stats.values()) == 0  # refused at the door
+
+
+# ---------------------------------------------------------------------------------------------
+# 4. the store's refusals: each stops only what it concerns
+
+
+def _sends(server: SandboxServer, dataset: str) -> int:
+    return sum(s.submissions for s in server.stats.values() if s.dataset == dataset)
+
+
+def test_a_licence_stops_only_its_dataset(
+    sandbox: Callable[..., SandboxServer], tmp_path: Path
+) -> None:
+    """ERA5 single levels refused for its licence: its requests stop after the first, while
+    ERA5 pressure levels (the same store) and EAC4 (the other store) are all fetched."""
+    server = sandbox("licence=reanalysis-era5-single-levels")
+    changes = {
+        "variables": {"weather": ["t2m", "t_850"]},
+        "ingest": {**QUICK["ingest"], "max_concurrent_requests": 1},
+    }
+    path = write_recipe(tmp_path / "recipe.yaml", recipe(tmp_path / "data", server.url, **changes))
+    start, end = dt.date(2019, 7, 1), dt.date(2019, 7, 3)
+    result = ingest_cli(path, start, end)
+    output = result.output
+    assert result.exit_code == 2, output
+    page = f"{server.url.removesuffix('/api')}/datasets/reanalysis-era5-single-levels"
+    assert "required licences not accepted" in output and page in output, output
+    assert "not sent: reanalysis-era5-single-levels is refused by CDS" in output, output
+    assert _sends(server, "reanalysis-era5-single-levels") == 1
+    config = load_config(path)
+    cache = RawCache(config.paths.raw)
+    for req in planned(config, start, end):
+        entry = cache.lookup(req.key)
+        if req.dataset == "reanalysis-era5-single-levels":
+            assert entry is None or entry.status == "failed", req.label
+        else:
+            assert entry is not None and entry.status == "complete", req.label
+
+
+def test_a_spent_daily_quota_stops_its_store_and_says_how_many_were_sent(
+    sandbox: Callable[..., SandboxServer], tmp_path: Path
+) -> None:
+    """The ADS allows three requests a day: the fourth is refused, the rest of the ADS's are
+    not sent, and the CDS (another store, another quota) is fetched whole."""
+    cds, ads = sandbox(), sandbox("daily_cap=3")
+    changes = {
+        "datastores": {"ads": {"url": ads.url, "key_env": KEY_ENV}},
+        "ingest": {**QUICK["ingest"], "max_concurrent_requests": 1},
+    }
+    path = write_recipe(tmp_path / "recipe.yaml", recipe(tmp_path / "data", cds.url, **changes))
+    start, end = dt.date(2019, 7, 1), dt.date(2019, 7, 6)
+    result = ingest_cli(path, start, end)
+    output = result.output
+    assert result.exit_code == 2, output
+    assert "Maximum number of daily requests reached" in output, output
+    assert "3 request(s) had been sent to the ADS in this run" in output, output
+    assert "after " in output and "00:00 UTC" in output
+    progress = [line for line in output.splitlines() if "] fetch " in line]
+    # EAC4 asks two requests a day: 3 served, 1 refused, the other 8 not sent
+    assert sum("not sent: ADS could not be used" in line for line in progress) == 8, output
+    assert sum(s.jobs for s in ads.stats.values()) == 3
+    config = load_config(path)
+    cache = RawCache(config.paths.raw)
+    for req in planned(config, start, end):
+        entry = cache.lookup(req.key)
+        if req.store == "cds":
+            assert entry is not None and entry.status == "complete", req.label
