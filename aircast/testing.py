@@ -214,6 +214,25 @@ class Sandboxes:
         self.stop()
 
 
+def tiny_fetch_config(root: Path, name: str = "fetch-test") -> AirCastConfig:
+    """A recipe of one weather and one pollutant channel over a 6° box at 3°, data under
+    ``root``: the smallest requests the sandbox serves (fetch and data-store answer tests)."""
+    return parse_config(
+        {
+            "name": name,
+            "region": {"north": 30.0, "south": 24.0, "west": 30.0, "east": 36.0},
+            "grid": {"resolution": 3.0},
+            "variables": {"weather": ["t2m"], "pollutants": ["pm2p5"]},
+            "periods": {
+                "train": {"start": "2019-06-01", "end": "2019-06-20"},
+                "validation": {"start": "2019-06-21", "end": "2019-06-25"},
+                "test": {"start": "2019-06-26", "end": "2019-06-30"},
+            },
+            "paths": {"root": str(root)},
+        }
+    )
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on (now)."""
     with socket.socket() as s:

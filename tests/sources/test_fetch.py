@@ -25,7 +25,6 @@ from typing import Any
 import pytest
 import requests
 
-from aircast.config import AirCastConfig, parse_config
 from aircast.errors import DataStoreError
 from aircast.jobs.ingest import run_ingest
 from aircast.sandbox.faults import request_hash
@@ -37,6 +36,7 @@ from aircast.sources.era5 import ERA5_SOURCE
 from aircast.sources.fetch import FetchResult, fetch_request
 from aircast.sources.ingest import verifier
 from aircast.sources.requests import SourceRequest
+from aircast.testing import tiny_fetch_config
 
 pytestmark = [
     pytest.mark.timeout(120),
@@ -49,24 +49,6 @@ pytestmark = [
 KEY = "AircastTestKey-7f3a9c1e5b2d-DO-NOT-PRINT"
 DAY = dt.date(2019, 6, 5)
 FAST = RetryPolicy(http_tries=3, sleep_max=0.02, download_tries=3, timeout=10.0)
-
-
-def small_config(root: Path) -> AirCastConfig:
-    """A tiny recipe: one weather and one pollutant channel over a 6° box at 3°."""
-    return parse_config(
-        {
-            "name": "fetch-test",
-            "region": {"north": 30.0, "south": 24.0, "west": 30.0, "east": 36.0},
-            "grid": {"resolution": 3.0},
-            "variables": {"weather": ["t2m"], "pollutants": ["pm2p5"]},
-            "periods": {
-                "train": {"start": "2019-06-01", "end": "2019-06-20"},
-                "validation": {"start": "2019-06-21", "end": "2019-06-25"},
-                "test": {"start": "2019-06-26", "end": "2019-06-30"},
-            },
-            "paths": {"root": str(root)},
-        }
-    )
 
 
 @pytest.fixture
@@ -92,12 +74,12 @@ def client_for(server: SandboxServer, key: str = KEY, retry: RetryPolicy = FAST)
 
 
 def era5_request(tmp_path: Path, day: dt.date = DAY) -> SourceRequest:
-    (req,) = ERA5_SOURCE.requests(small_config(tmp_path / "unused"), day, day)
+    (req,) = ERA5_SOURCE.requests(tiny_fetch_config(tmp_path / "unused"), day, day)
     return req
 
 
 def eac4_request(tmp_path: Path, day: dt.date = DAY) -> SourceRequest:
-    (req,) = EAC4_SOURCE.requests(small_config(tmp_path / "unused"), day, day)
+    (req,) = EAC4_SOURCE.requests(tiny_fetch_config(tmp_path / "unused"), day, day)
     return req
 
 
@@ -178,7 +160,7 @@ def test_a_complete_entry_is_reused_without_sending_anything(
     # the same through the ingest job, and with a server that would fail everything
     down = sandbox("fail=1,transient_attempts=99")
     endpoints = {"cds": Endpoint("cds", down.url, Secret(KEY))}
-    config = small_config(cache.root.parent)  # paths.raw is this cache
+    config = tiny_fetch_config(cache.root.parent)  # paths.raw is this cache
     result = run_ingest(config, ["era5"], DAY, DAY, endpoints=endpoints)
     assert result.reports["era5"].count("reused") == 1 and sent(down) == (0, 0, 0, 0)
 

@@ -20,7 +20,6 @@ from typing import Any
 import pytest
 
 from aircast.catalogue import DATASETS
-from aircast.config import AirCastConfig, parse_config
 from aircast.sandbox.faults import FaultPlan, FaultSpecError, request_hash
 from aircast.sandbox.server import Renderer, SandboxServer
 from aircast.sources.datastore import (
@@ -38,6 +37,7 @@ from aircast.sources.datastore import (
 )
 from aircast.sources.era5 import ERA5_SOURCE
 from aircast.sources.requests import SourceRequest
+from aircast.testing import tiny_fetch_config
 from aircast.vocab import ERA5_SINGLE
 
 KEY = "AircastAnswersKey-2b7e4f1a-DO-NOT-PRINT"
@@ -51,24 +51,6 @@ pytestmark = [
 DAY = dt.date(2019, 6, 5)
 
 
-def small_config(root: Path) -> AirCastConfig:
-    """One weather and one pollutant channel over a 6° box at 3°."""
-    return parse_config(
-        {
-            "name": "answers-test",
-            "region": {"north": 30.0, "south": 24.0, "west": 30.0, "east": 36.0},
-            "grid": {"resolution": 3.0},
-            "variables": {"weather": ["t2m"], "pollutants": ["pm2p5"]},
-            "periods": {
-                "train": {"start": "2019-06-01", "end": "2019-06-20"},
-                "validation": {"start": "2019-06-21", "end": "2019-06-25"},
-                "test": {"start": "2019-06-26", "end": "2019-06-30"},
-            },
-            "paths": {"root": str(root)},
-        }
-    )
-
-
 @pytest.fixture
 def sandbox_options(fake_renderer: Renderer) -> dict[str, Any]:
     return {"key": KEY, "renderer": fake_renderer}
@@ -76,7 +58,7 @@ def sandbox_options(fake_renderer: Renderer) -> dict[str, Any]:
 
 @pytest.fixture
 def era5(tmp_path: Path) -> SourceRequest:
-    (req,) = ERA5_SOURCE.requests(small_config(tmp_path / "unused"), DAY, DAY)
+    (req,) = ERA5_SOURCE.requests(tiny_fetch_config(tmp_path / "unused"), DAY, DAY)
     return req
 
 
@@ -111,7 +93,7 @@ def test_a_licence_refuses_only_its_dataset(
 ) -> None:
     from aircast.sources.cams import EAC4_SOURCE
 
-    (eac4,) = EAC4_SOURCE.requests(small_config(tmp_path / "unused"), DAY, DAY)
+    (eac4,) = EAC4_SOURCE.requests(tiny_fetch_config(tmp_path / "unused"), DAY, DAY)
     server = sandbox(f"licence={ERA5_SINGLE}")
     assert client(server.url).submit(eac4.dataset, eac4.request)  # served
 
