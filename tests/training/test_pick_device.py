@@ -52,5 +52,5 @@ def test_cpu_when_asked_or_when_no_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_cuda_without_a_gpu_says_what_to_change(monkeypatch: pytest.MonkeyPatch) -> None:
     fake_gpus(monkeypatch, 0)
-    with pytest.raises(RuntimeError, match="no CUDA device is visible: set training.device"):
+    with pytest.raises(RuntimeError, match=r"no CUDA device is visible: set training\.device"):
         pick_device("cuda")
