@@ -54,11 +54,26 @@ def checkpoint_dir(config: AirCastConfig) -> Path:
 
 
 def pick_device(setting: str) -> torch.device:
+    """The device this process trains on, for ``training.device`` (auto, cpu or cuda).
+
+    Under torchrun each local rank takes GPU ``LOCAL_RANK`` modulo the GPUs visible: with as
+    many GPUs as ranks each rank has its own, and with fewer (two ranks on one GPU, as the
+    gloo smoke run does) ranks share them, where indexing by rank alone would name a GPU
+    that does not exist.
+
+    Raises
+    ------
+    RuntimeError
+        When ``setting`` is 'cuda' and no CUDA device is visible.
+    """
     if setting == "cuda" or (setting == "auto" and torch.cuda.is_available()):
         if not torch.cuda.is_available():
-            raise RuntimeError("training.device is 'cuda' but no CUDA device is visible")
+            raise RuntimeError(
+                "training.device is 'cuda' but no CUDA device is visible: set training.device "
+                "to 'auto' or 'cpu', or run where a GPU is (check CUDA_VISIBLE_DEVICES)"
+            )
         rank = int(os.environ.get("LOCAL_RANK", "0"))
-        return torch.device("cuda", rank)
+        return torch.device("cuda", rank % torch.cuda.device_count())
     return torch.device("cpu")
 
 
