@@ -8,6 +8,12 @@ package so that the sandbox and the ingestion need no network and no external fi
 there; its rules follow the Atmosphere Data Store documentation (runs at 00 and 12 UTC,
 ``leadtime_hour`` 0-120, pressure-level fields every 3 hours of lead, data from 2015).
 
+Date ranges are the one exception to "the forms are the truth": a form snapshot is frozen on
+the day it was taken (the ERA5 forms there list the years 1959-2023), while the stores keep
+serving new days. Each dataset's accepted dates therefore follow its documented coverage
+(:data:`ERA5_FIRST_DATE`, :data:`ERA5_LAG_DAYS`, :data:`EAC4_LAST_DATE`,
+:data:`CAMS_FORECAST_FIRST_DATE`); see :meth:`DatasetSpec.last_day`.
+
 :func:`validate_request` is used by both sides of the network seam: the sandbox server rejects
 what the real store would reject, and the ingestion refuses to send such a request at all.
 """
@@ -116,6 +122,22 @@ CAMS_PRESSURE_LEVELS = (
 )
 
 
+#: ERA5's documented coverage: "1940 to present" (CDS dataset pages of
+#: reanalysis-era5-single-levels and -pressure-levels since the 1940-1958 back extension).
+ERA5_FIRST_DATE = dt.date(1940, 1, 1)
+#: ERA5 reaches about five days before today: its preliminary release ERA5T is published
+#: daily with a delay of about 5 days behind real time (CDS documentation of ERA5).
+ERA5_LAG_DAYS = 5
+#: EAC4's published end: the ``date`` widget of the cams-global-reanalysis-eac4 form
+#: (ecmwf-projects/cads-catalogue, commit 2b22c77, 2025-09-25, in ../shared/data/cds-forms/).
+EAC4_LAST_DATE = dt.date(2022, 6, 30)
+#: EAC4's pressure-level fields end earlier: the constraint of that form with pressure levels.
+EAC4_PRESSURE_LAST_DATE = dt.date(2021, 12, 31)
+#: The CAMS global forecast's archive on the ADS: from 2015-01-01 up to today's runs (ADS
+#: documentation of cams-global-atmospheric-composition-forecasts; no form snapshot here).
+CAMS_FORECAST_FIRST_DATE = dt.date(2015, 1, 1)
+
+
 @dataclass(frozen=True)
 class DatasetSpec:
     """One data-store dataset: where it lives, its native grid and its time axis.
@@ -134,9 +156,14 @@ class DatasetSpec:
     levels
         Pressure levels (hPa) offered; empty for single-level datasets.
     first_date, last_date
-        Inclusive date range the form accepts (``last_date`` None: up to yesterday).
+        Inclusive documented coverage; ``last_date`` None: a rolling end, ``lag_days``
+        before today (see :meth:`last_day`).
+    coverage
+        Where the range comes from, for the messages that refuse a date outside it.
     pressure_last_date
         For EAC4, pressure-level fields end earlier than surface fields.
+    lag_days
+        For a rolling end, how many days before today (UTC) the newest data are.
     selection_limit
         Largest number of fields (product of the counts of all list keys) in one request.
     """
@@ -151,9 +178,27 @@ class DatasetSpec:
     first_date: dt.date
     last_date: dt.date | None
     selection_limit: int
+    coverage: str
     pressure_last_date: dt.date | None = None
+    lag_days: int = 0
     max_lead_hour: int = 0
     pressure_lead_step: int = 1
+
+    def last_day(self, today: dt.date | None = None, *, pressure_levels: bool = False) -> dt.date:
+        """The last date the store serves.
+
+        Parameters
+        ----------
+        today
+            The current date (default: today in UTC); only a rolling end depends on it.
+        pressure_levels
+            The end of pressure-level fields (earlier for EAC4).
+        """
+        if pressure_levels and self.pressure_last_date is not None:
+            return self.pressure_last_date
+        if self.last_date is not None:
+            return self.last_date
+        return (today or dt.datetime.now(dt.UTC).date()) - dt.timedelta(days=self.lag_days)
 
     @property
     def n_lat(self) -> int:
@@ -176,6 +221,11 @@ class DatasetSpec:
         return np.round(self.grid_step * np.arange(self.n_lon), 6)
 
 
+_ERA5_COVERAGE = (
+    "ERA5 covers 1940-01-01 to about five days before today (its preliminary data, ERA5T, "
+    "are published with a 5-day delay)"
+)
+
 DATASETS: Mapping[str, DatasetSpec] = {
     ERA5_SINGLE: DatasetSpec(
         ERA5_SINGLE,
@@ -185,9 +235,11 @@ DATASETS: Mapping[str, DatasetSpec] = {
         0.25,
         tuple(range(24)),
         (),
-        dt.date(1959, 1, 1),
-        dt.date(2023, 12, 31),
+        ERA5_FIRST_DATE,
+        None,
         120_000,
+        _ERA5_COVERAGE,
+        lag_days=ERA5_LAG_DAYS,
     ),
     ERA5_PRESSURE: DatasetSpec(
         ERA5_PRESSURE,
@@ -197,9 +249,11 @@ DATASETS: Mapping[str, DatasetSpec] = {
         0.25,
         tuple(range(24)),
         ERA5_PRESSURE_LEVELS,
-        dt.date(1959, 1, 1),
-        dt.date(2023, 12, 31),
+        ERA5_FIRST_DATE,
+        None,
         1_000_000,
+        _ERA5_COVERAGE,
+        lag_days=ERA5_LAG_DAYS,
     ),
     CAMS_EAC4: DatasetSpec(
         CAMS_EAC4,
@@ -210,9 +264,11 @@ DATASETS: Mapping[str, DatasetSpec] = {
         (0, 3, 6, 9, 12, 15, 18, 21),
         CAMS_PRESSURE_LEVELS,
         dt.date(2003, 1, 1),
-        dt.date(2022, 6, 30),
+        EAC4_LAST_DATE,
         100_000,
-        pressure_last_date=dt.date(2021, 12, 31),
+        "EAC4 is published from 2003-01-01 to 2022-06-30, pressure-level fields to 2021-12-31 "
+        "(the store's form)",
+        pressure_last_date=EAC4_PRESSURE_LAST_DATE,
     ),
     CAMS_FORECAST: DatasetSpec(
         CAMS_FORECAST,
@@ -222,9 +278,10 @@ DATASETS: Mapping[str, DatasetSpec] = {
         0.4,
         (0, 12),
         CAMS_PRESSURE_LEVELS,
-        dt.date(2015, 1, 1),
+        CAMS_FORECAST_FIRST_DATE,
         None,
         100_000,
+        "the CAMS forecast archive runs from 2015-01-01 to today's runs",
         max_lead_hour=120,
         pressure_lead_step=3,
     ),
@@ -360,17 +417,28 @@ def _parse_date_range(key: str, values: list[str]) -> list[dt.date]:
 def _check_date_span(
     spec: DatasetSpec, days: list[dt.date], has_levels: bool, today: dt.date | None
 ) -> None:
-    last = spec.last_date
-    if has_levels and spec.pressure_last_date is not None:
-        last = spec.pressure_last_date
-    if last is None:
-        last = (today or dt.datetime.now(dt.UTC).date()) - dt.timedelta(days=0)
+    last = spec.last_day(today, pressure_levels=has_levels)
     for day in (days[0], days[-1]):
         if not spec.first_date <= day <= last:
             what = "pressure-level fields" if has_levels and spec.pressure_last_date else "data"
             raise RequestError(
                 f"date {day.isoformat()} is outside the {what} of {spec.id}: the store offers "
-                f"{spec.first_date.isoformat()} to {last.isoformat()}"
+                f"{spec.first_date.isoformat()} to {last.isoformat()} ({spec.coverage}); "
+                f"request dates from {spec.first_date.isoformat()} to {last.isoformat()}"
+            )
+
+
+def _check_years(spec: DatasetSpec, years: list[str], today: dt.date | None) -> None:
+    # The form's year list is a frozen snapshot; the documented coverage decides instead.
+    last = spec.last_day(today)
+    for year in years:
+        if not (year.isdigit() and len(year) == 4):
+            raise RequestError(f"request key 'year': {year!r} is not a year; write e.g. '2019'")
+        if not spec.first_date.year <= int(year) <= last.year:
+            raise RequestError(
+                f"request key 'year': {year} is outside the data of {spec.id}: the store offers "
+                f"{spec.first_date.isoformat()} to {last.isoformat()} ({spec.coverage}); "
+                f"request years {spec.first_date.year} to {last.year}"
             )
 
 
@@ -386,7 +454,8 @@ def validate_request(
     request
         The request as sent to ``cdsapi.Client.retrieve``.
     today
-        The current date, for datasets that run up to the present (tests pin it).
+        The current date (default: today in UTC), for datasets whose coverage runs up to
+        the present (ERA5, the CAMS forecast); tests may pin it.
 
     Raises
     ------
@@ -435,7 +504,6 @@ def validate_request(
         variables.append(offered[name])
 
     has_pl = any(v.level_type is LevelType.PRESSURE for v in variables)
-    has_sl = any(v.level_type is LevelType.SINGLE for v in variables)
 
     # ---- levels
     levels: tuple[int, ...] = ()
@@ -468,9 +536,7 @@ def validate_request(
         product = _as_list("product_type", request["product_type"])
         _check_values("product_type", product, ["reanalysis"])
         years = _as_list("year", request["year"])
-        assert spec.last_date is not None  # reanalyses end on a known date
-        offered_years = range(spec.first_date.year, spec.last_date.year + 1)
-        _check_values("year", years, [str(y) for y in offered_years])
+        _check_years(spec, years, today)
         months = _as_list("month", request["month"])
         _check_values("month", months, MONTHS)
         day_values = _as_list("day", request["day"])
@@ -509,8 +575,6 @@ def validate_request(
                         f"{off} are not available (request them without pressure-level variables)"
                     )
     _check_date_span(spec, days, has_pl, today)
-    if spec.pressure_last_date is not None and has_pl and has_sl:
-        pass  # both fit: the span check used the shorter pressure-level range
 
     times = np.array(
         [np.datetime64(f"{d.isoformat()}T{h:02d}:00", "ns") for d in days for h in hours],

@@ -600,8 +600,7 @@ class AirCastConfig(_Strict):
         ranges = []
         for dataset_id in (*TRAINING_SOURCE[Role.WEATHER], *TRAINING_SOURCE[Role.POLLUTANT]):
             spec = DATASETS[dataset_id]
-            end = spec.pressure_last_date if dataset_id == CAMS_EAC4 and has_pl else spec.last_date
-            assert end is not None  # reanalyses end on a known date
+            end = spec.last_day(pressure_levels=dataset_id == CAMS_EAC4 and has_pl)
             ranges.append((dataset_id, spec.first_date, end))
         lo, hi = max(r[1] for r in ranges), min(r[2] for r in ranges)
         if first < lo or last > hi:

@@ -12,6 +12,7 @@ import random
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from aircast.catalogue import DATASETS, MONTHS, validate_request
@@ -52,8 +53,9 @@ def test_times_levels_and_limits_match_the_forms(cds_forms: Path, dataset: str) 
     if dataset == CAMS_EAC4:
         assert [int(v) for v in widgets["pressure_level"]] == list(spec.levels)
     if dataset in (ERA5_SINGLE, ERA5_PRESSURE):
+        # the snapshot's years (1959-2023) lie inside the documented coverage, which decides
         years = [int(y) for y in widgets["year"]]
-        assert (min(years), max(years)) == (spec.first_date.year, spec.last_date.year)  # type: ignore[union-attr]
+        assert spec.first_date.year <= min(years) and max(years) <= spec.last_day().year
         assert set(widgets["month"]) == set(MONTHS)
         assert set(mapping["remap"]["month"]) == set(MONTHS)
 
@@ -75,8 +77,18 @@ def test_eac4_date_ranges_match_the_constraints(cds_forms: Path) -> None:
 # ---- an independent interpreter of the forms, to compare acceptance with
 
 
+#: ERA5's documented coverage in years ("1940 to present"; the newest year is today's, or
+#: last year's in the first five days of January), written out independently of the
+#: catalogue: the form snapshot's year list is frozen at 1959-2023.
+_ERA5_YEARS = [
+    str(y) for y in range(1940, (dt.datetime.now(dt.UTC).date() - dt.timedelta(days=5)).year + 1)
+]
+
+
 def _form_accepts(forms: Path, dataset: str, request: dict[str, Any]) -> bool:
     widgets = _widget_values(forms, dataset)
+    if "year" in widgets:
+        widgets["year"] = _ERA5_YEARS
     for key, value in request.items():
         if key in ("area", "data_format", "format", "download_format"):
             continue
@@ -96,7 +108,7 @@ def _form_accepts(forms: Path, dataset: str, request: dict[str, Any]) -> bool:
             entries = [e for e in entries if set(request["product_type"]) <= set(e["product_type"])]
         if not entries:
             return False
-        for key in ("time", "year", "pressure_level"):
+        for key in ("time", "pressure_level"):  # years: the coverage, not the snapshot
             if key in request and all(key in e for e in entries):
                 covered = set().union(*(e[key] for e in entries))
                 if not set(request[key]) <= covered:
@@ -141,7 +153,7 @@ def _random_request(rng: random.Random, forms: Path, dataset: str) -> dict[str, 
     request = {
         "product_type": ["reanalysis"],
         "variable": rng.sample(ours, k=min(2, len(ours))),
-        "year": pick("year", 1, ["1950", "2024"] if rng.random() < 0.5 else []),
+        "year": pick("year", 1, ["1939", "1950", "2024", "2101"] if rng.random() < 0.5 else []),
         "month": pick("month", 1, ["13", "01"] if rng.random() < 0.5 else []),
         "day": pick("day", 2, []),
         "time": pick("time", 2, ["24:00", "0:00"] if rng.random() < 0.4 else []),
@@ -289,3 +301,74 @@ def test_forecast_request_parses_runs_and_leads() -> None:
     assert parsed.variables == ("pm2p5", "go3")
     assert parsed.lead_hours == (0, 3, 72)
     assert len(parsed.times) == 4 and parsed.data_format == "netcdf"
+
+
+# ---- date ranges: each dataset's documented coverage, not the frozen form snapshot
+
+_TODAY = dt.datetime.now(dt.UTC).date()
+
+
+def _era5_day(day: dt.date) -> dict[str, Any]:
+    return {
+        "product_type": "reanalysis",
+        "variable": "2m_temperature",
+        "year": str(day.year),
+        "month": MONTHS[day.month - 1],
+        "day": f"{day.day:02d}",
+        "time": "00:00",
+    }
+
+
+@pytest.mark.parametrize("dataset", [ERA5_SINGLE, ERA5_PRESSURE])
+def test_era5_serves_1940_to_five_days_before_today(dataset: str) -> None:
+    extra = {"pressure_level": "500_hpa", "variable": "temperature"}
+    extra = extra if dataset == ERA5_PRESSURE else {}
+    for day in (dt.date(1940, 1, 1), dt.date(2024, 7, 1), _TODAY - dt.timedelta(days=5)):
+        parsed = validate_request(dataset, _era5_day(day) | extra)
+        assert parsed.times[0] == np.datetime64(f"{day.isoformat()}T00:00", "ns")
+    with pytest.raises(RequestError) as too_new:
+        validate_request(dataset, _era5_day(_TODAY - dt.timedelta(days=4)) | extra)
+    last = (_TODAY - dt.timedelta(days=5)).isoformat()
+    message = str(too_new.value)
+    assert f"1940-01-01 to {last}" in message  # the range
+    assert "five days before today" in message and "5-day delay" in message  # why
+    assert f"request dates from 1940-01-01 to {last}" in message  # the fix
+    with pytest.raises(RequestError, match=r"'year': 1939 is outside .* 1940-01-01 to"):
+        validate_request(dataset, _era5_day(dt.date(1939, 12, 31)) | extra)
+
+
+def test_era5_end_follows_the_date_it_is_asked_on() -> None:
+    request = _era5_day(dt.date(2026, 3, 10))
+    validate_request(ERA5_SINGLE, request, today=dt.date(2026, 3, 15))
+    with pytest.raises(RequestError, match="2026-03-09"):
+        validate_request(ERA5_SINGLE, request, today=dt.date(2026, 3, 14))
+    with pytest.raises(RequestError, match=r"'year': 2026 .* request years 1940 to 2025"):
+        validate_request(ERA5_SINGLE, _era5_day(dt.date(2026, 1, 1)), today=dt.date(2026, 1, 3))
+
+
+def test_eac4_ends_on_its_published_date() -> None:
+    base = {"variable": "particulate_matter_10um", "time": "00:00"}
+    validate_request(CAMS_EAC4, base | {"date": "2022-06-30"})
+    for day in ("2022-07-01", (_TODAY - dt.timedelta(days=7)).isoformat()):
+        with pytest.raises(RequestError, match=r"2003-01-01 to 2022-06-30 \(EAC4 is published"):
+            validate_request(CAMS_EAC4, base | {"date": day})
+    with pytest.raises(RequestError, match=r"pressure-level fields .* to 2021-12-31"):
+        validate_request(
+            CAMS_EAC4,
+            {"variable": "ozone", "pressure_level": "925", "time": "00:00", "date": "2022-01-01"},
+        )
+
+
+def test_cams_forecast_archive_runs_from_2015_to_today() -> None:
+    base = {
+        "variable": "particulate_matter_2.5um",
+        "time": "00:00",
+        "leadtime_hour": "0",
+        "type": "forecast",
+    }
+    validate_request(CAMS_FORECAST, base | {"date": "2015-01-01"})
+    validate_request(CAMS_FORECAST, base | {"date": _TODAY.isoformat()})
+    with pytest.raises(RequestError, match=f"2015-01-01 to {_TODAY.isoformat()}"):
+        validate_request(
+            CAMS_FORECAST, base | {"date": (_TODAY + dt.timedelta(days=1)).isoformat()}
+        )

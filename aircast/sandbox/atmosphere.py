@@ -16,7 +16,7 @@ made of one module per part of the sandbox package:
   venting, deposition, wet scavenging, chemistry and the dust storms' emission) on a fixed
   global 1° grid with hourly steps;
 * :mod:`~aircast.sandbox.tracer_runs`: which days and forecasts the tracer model is run for
-  (each UTC day from a spin-up, so that any date from 2003 to 2030 is reached directly) and
+  (each UTC day from a spin-up, so that any date from 1900 to 2099 is reached directly) and
   the caches that keep them;
 * :mod:`~aircast.sandbox.pollutants`: the served pollutant fields, from the tracer burdens and
   the weather at the sampled point;
@@ -113,7 +113,7 @@ class ToyAtmosphere:
         names
             AirCast short names (:data:`aircast.vocab.VARIABLES`).
         times
-            (T,) tz-naive UTC datetime64 values within 2003-01-01..2030-12-31.
+            (T,) tz-naive UTC datetime64 values within 1900-01-01..2099-12-31.
         lat
             (ny,) latitudes in degrees, any order.
         lon
@@ -156,7 +156,7 @@ class ToyAtmosphere:
         names
             AirCast short names.
         init_time
-            Start (datetime64, whole hour, 2003-01-01..2030-12-31).
+            Start (datetime64, whole hour, 1900-01-01..2099-12-31).
         lead_hours
             (L,) non-negative whole hours, at most 384.
         lat, lon, level_hpa

@@ -1012,7 +1012,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _collection(self, dataset_id: str) -> dict[str, Any]:
         spec = DATASETS[dataset_id]
-        end = spec.last_date.isoformat() + "T23:59:59Z" if spec.last_date else None
+        end = spec.last_day().isoformat() + "T23:59:59Z"  # a rolling end: as of today
         root = self._root()
         return {
             "type": "Collection",

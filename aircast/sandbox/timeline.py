@@ -1,7 +1,11 @@
 """Time in the toy atmosphere: hours since 2000-01-01 UTC, the seasons and the sun's declination.
 
-The atmosphere is defined from 2003-01-01 to 2030-12-31; :func:`to_hours` refuses any other
-time, so a bad date fails where it enters.
+The atmosphere is defined from 1900-01-01 to 2099-12-31: every date the served datasets cover
+(ERA5 from 1940, up to about five days before today) with their spin-up and forecast leads, and
+decades to spare. Nothing in it depends on a calendar year (waves, pressure systems and random
+draws are functions of the hour or of counters, seasons of the day of the mean year), so a date
+of 2026 renders the same on every run. :func:`to_hours` refuses any other time, so a bad date
+fails where it enters.
 """
 
 from __future__ import annotations
@@ -16,8 +20,9 @@ from aircast.sandbox.numerics import F64
 __all__ = ["day_of_year", "declination", "seasonal_cycle", "to_hours"]
 
 _EPOCH = np.datetime64("2000-01-01T00:00:00", "s")
-_FIRST = np.datetime64("2003-01-01T00:00:00", "s")
-_LAST = np.datetime64("2031-01-01T00:00:00", "s")  # exclusive
+_FIRST = np.datetime64("1900-01-01T00:00:00", "s")
+_LAST = np.datetime64("2100-01-01T00:00:00", "s")  # exclusive
+FIRST_DAY, LAST_DAY = "1900-01-01", "2099-12-31"
 
 
 def to_hours(times: object, name: str) -> F64:
@@ -36,7 +41,7 @@ def to_hours(times: object, name: str) -> F64:
     if (sec < _FIRST).any() or (sec >= _LAST).any():
         bad = sec[(sec < _FIRST) | (sec >= _LAST)][0]
         raise ValueError(
-            f"{name} value {bad} is outside the toy atmosphere's range 2003-01-01..2030-12-31"
+            f"{name} value {bad} is outside the toy atmosphere's range {FIRST_DAY}..{LAST_DAY}"
         )
     out: F64 = (sec - _EPOCH).astype(np.int64).astype(np.float64) / 3600.0
     return out

@@ -1,6 +1,6 @@
 """The runs of the tracer model behind one toy atmosphere: truth days and forecasts, cached.
 
-Any date from 2003 to 2030 is reached without simulating from 2003: the tracers of UTC day D are
+Any date from 1900 to 2099 is reached without simulating from 1900: the tracers of UTC day D are
 simulated from a climatological state four days before D (:data:`SPIN_UP_DAYS`); all lifetimes
 are at most a day so the memory of that start has decayed to about 1 % by D, and the windows of
 consecutive days join without visible jumps. Simulated days are kept in a small LRU cache, so

@@ -105,7 +105,14 @@ class SourceRequest:
         return f"{self.dataset} {self.day.isoformat()} {self.group}"
 
     def parsed(self) -> ParsedRequest:
-        return validate_request(self.dataset, self.request, today=self.day)
+        """The request parsed again (to decode or verify its product).
+
+        Validated as on the first date it could be sent (``day`` plus the dataset's lag, e.g.
+        five days for ERA5), so that a planned or cached request never stops parsing as the
+        calendar moves and never depends on this machine's clock.
+        """
+        lag = dt.timedelta(days=DATASETS[self.dataset].lag_days)
+        return validate_request(self.dataset, self.request, today=self.day + lag)
 
 
 def padded_area(

@@ -289,6 +289,25 @@ def test_forecast_starts_near_the_truth_and_drifts(atm: ToyAtmosphere) -> None:
     np.testing.assert_array_equal(again["pm10"][0], fc["pm10"][-1])
 
 
+@pytest.mark.parametrize("day", ["1940-01-01", "2026-11-28", "2099-12-31"])
+def test_every_served_date_renders_the_same_in_a_fresh_instance(
+    atm: ToyAtmosphere, day: str
+) -> None:
+    """ERA5's first day (its tracer spin-up starts in 1939), a day of 2026 and the last day:
+    finite, non-negative pollution, and equal in a fresh atmosphere (nothing depends on what
+    was rendered before)."""
+    times = np.array([np.datetime64(f"{day}T06"), np.datetime64(f"{day}T18")], "datetime64[ns]")
+    lat, lon = np.array([45.0, 30.0, -10.0]), np.array([-5.0, 10.0, 120.0])
+    names = ["t2m", "msl", "tp", "pm10"]
+    first = atm.sample(names, times, lat, lon)
+    again = ToyAtmosphere(seed=0).sample(names, times, lat, lon)
+    for name in names:
+        assert np.isfinite(first[name]).all(), name
+        np.testing.assert_array_equal(first[name], again[name])
+    assert (first["pm10"] >= 0).all() and (first["tp"] >= 0).all()
+    assert first["t2m"].min() > 200 and first["t2m"].max() < 330
+
+
 # ---------------------------------------------------------------------------------- errors
 def test_errors_name_the_problem(atm: ToyAtmosphere) -> None:
     times, lat, lon = _times([0]), np.array([10.0]), np.array([10.0])
@@ -298,7 +317,9 @@ def test_errors_name_the_problem(atm: ToyAtmosphere) -> None:
         assert VARIABLES[name].level_type is LevelType.PRESSURE
         with pytest.raises(ValueError, match=name):
             atm.sample([name], times, lat, lon)
-    with pytest.raises(ValueError, match="2003"):
-        atm.sample(["t2m"], np.array([np.datetime64("1999-01-01")]), lat, lon)
+    with pytest.raises(ValueError, match=r"1900-01-01\.\.2099-12-31"):
+        atm.sample(["t2m"], np.array([np.datetime64("1899-12-31T23")]), lat, lon)
+    with pytest.raises(ValueError, match=r"1900-01-01\.\.2099-12-31"):
+        atm.sample(["t2m"], np.array([np.datetime64("2100-01-01")]), lat, lon)
     with pytest.raises(ValueError, match="latitudes"):
         atm.sample(["t2m"], times, np.array([91.0]), lon)
