@@ -328,6 +328,14 @@ def train_command(
 
     log_to_terminal()
     try:
+        if max_steps is not None and max_steps < 1:
+            # 0 or fewer steps would train nothing and write no checkpoint, yet name one
+            raise _fail(
+                ValueError(
+                    f"--max-steps {max_steps}: give a positive number of optimiser steps, or "
+                    "leave it out to train training.epochs epochs"
+                )
+            )
         config = load_config(config_path)
         result = run_train(config, out_dir=out_dir, fresh=fresh, max_steps=max_steps).result
     except AirCastError as exc:
