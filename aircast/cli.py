@@ -287,8 +287,15 @@ def store_inspect(
     target: Annotated[
         str, typer.Argument(metavar="CONFIG|URL", help="a recipe (its store.url) or a store URL")
     ],
+    deep: Annotated[
+        bool,
+        typer.Option("--deep", help="also read every chunk and name any that is damaged"),
+    ] = False,
 ) -> None:
-    """Print a summary: times, channels with units and role, missing days, statistics, size."""
+    """Print a summary: times, channels with units and role, missing days, statistics, size.
+
+    With --deep, every chunk is read first; exit 2 naming each damaged one and the fix.
+    """
     from aircast.config import load_config
     from aircast.store.reader import open_store
 
@@ -300,9 +307,42 @@ def store_inspect(
             )
         else:
             store = open_store(target, require_complete=False)
+        scan = store.check_chunks() if deep else None
         typer.echo(store.summary())
     except AirCastError as exc:
         raise _fail(exc) from None
+    if scan is not None:
+        typer.echo(f"  chunks: all {scan.n_chunks} of {scan.n_arrays} arrays read, none damaged")
+
+
+@store_app.command("verify")
+def store_verify(
+    config_path: Annotated[
+        Path, typer.Argument(metavar="CONFIG", help="recipe, e.g. configs/demo.yaml")
+    ],
+    quick: Annotated[
+        bool,
+        typer.Option("--quick", help="check the contract only, without reading every chunk"),
+    ] = False,
+) -> None:
+    """Check the recipe's finalised store: every chunk decodes (unless --quick), every time
+    has data or is listed missing, statistics and channel metadata agree with the contract.
+
+    Exit 2 naming each problem (a damaged chunk by array, key and path) and the fix.
+    """
+    from aircast.config import load_config
+    from aircast.store.build import verify_store
+
+    try:
+        config = load_config(config_path)
+        result = verify_store(config, deep=not quick)
+    except AirCastError as exc:
+        raise _fail(exc) from None
+    typer.echo(
+        f"verified {config.store_url}: {result.n_times} times ({result.n_missing} missing), "
+        f"{result.n_channels} channels"
+        + ("; every chunk read" if result.deep else " (contract only: --quick)")
+    )
 
 
 @app.command("train")
@@ -328,6 +368,14 @@ def train_command(
 
     log_to_terminal()
     try:
+        if max_steps is not None and max_steps < 1:
+            # 0 or fewer steps would train nothing and write no checkpoint, yet name one
+            raise _fail(
+                ValueError(
+                    f"--max-steps {max_steps}: give a positive number of optimiser steps, or "
+                    "leave it out to train training.epochs epochs"
+                )
+            )
         config = load_config(config_path)
         result = run_train(config, out_dir=out_dir, fresh=fresh, max_steps=max_steps).result
     except AirCastError as exc:

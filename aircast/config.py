@@ -10,10 +10,18 @@ from __future__ import annotations
 import datetime as dt
 import math
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from aircast.catalogue import DATASETS
 from aircast.errors import ConfigError, VocabularyError
@@ -30,8 +38,37 @@ from aircast.vocab import (
 )
 
 
+def _admits_bool(annotation: Any) -> bool:
+    """Whether a field's type takes true/false (``bool``, or a union or container with it)."""
+    if annotation is bool:
+        return True
+    return any(arg is bool or _admits_bool(arg) for arg in get_args(annotation))
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_for_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        # pydantic's lax mode reads `true` as 1 (`resolution: true` would be a 1° grid): a
+        # YAML boolean is only accepted where the key is a yes/no setting
+        if isinstance(value, bool) and info.field_name is not None:
+            field = cls.model_fields[info.field_name]
+            if not _admits_bool(field.annotation):
+                raise ValueError(
+                    f"{str(value).lower()} is a yes/no value, not a {_kind(field.annotation)}; "
+                    "write the value itself (see configs/default.yaml)"
+                )
+        return value
+
+
+def _kind(annotation: Any) -> str:
+    names = {int: "whole number", float: "number", str: "text", dt.date: "date"}
+    for candidate in (annotation, *get_args(annotation)):
+        if candidate in names:
+            return names[candidate]
+    return "value of this key"
 
 
 class Region(_Strict):
@@ -58,6 +95,14 @@ class Region(_Strict):
                     f"region.{key} = {value} is outside [-180, 180]{hint}; AirCast writes "
                     "longitudes from -180 to 180 so that a region may cross 0°"
                 )
+        if self.east == 180:
+            # the store's longitudes lie in [-180, 180): 180°E is -180°, the region's west
+            # edge seen from the other side, so a grid ending there is not a valid store
+            raise ValueError(
+                "region.east = 180 is the same meridian as -180, and the store's longitudes lie "
+                "in [-180, 180); end the region one grid step before it (e.g. east: 179.25 at a "
+                "0.75° grid)"
+            )
         if self.south >= self.north:
             raise ValueError(
                 f"region.south = {self.south} is not south of region.north = {self.north}; "
@@ -556,6 +601,12 @@ class ForecastSettings(_Strict):
         return value
 
 
+#: The most target-grid cells a recipe may have: the whole globe at ERA5's 0.25° (721 × 1440
+#: = 1,038,240) fits. One time step of one channel is then 4 MiB of float32, and a finer grid
+#: than the sources' adds no information but cost; past this, a build runs out of memory.
+MAX_GRID_CELLS = 1_048_576
+
+
 class AirCastConfig(_Strict):
     """A whole AirCast recipe."""
 
@@ -577,6 +628,17 @@ class AirCastConfig(_Strict):
     @model_validator(mode="after")
     def _grid_fits_region(self) -> AirCastConfig:
         res = self.grid.resolution
+        n_lat = (self.region.north - self.region.south) / res + 1
+        n_lon = (self.region.east - self.region.west) / res + 1
+        if n_lat * n_lon > MAX_GRID_CELLS:
+            area = (self.region.north - self.region.south) * (self.region.east - self.region.west)
+            finest = math.ceil(math.sqrt(area / MAX_GRID_CELLS) * 100) / 100
+            raise ValueError(
+                f"grid.resolution = {res} gives {n_lat:,.0f} × {n_lon:,.0f} = "
+                f"{n_lat * n_lon:,.0f} grid cells over the region, more than the "
+                f"{MAX_GRID_CELLS:,} AirCast builds (a whole globe at 0.25°, ERA5's own grid); "
+                f"choose a resolution of at least {finest:g}° or a smaller region"
+            )
         for a, b in (("north", "south"), ("east", "west")):
             extent = getattr(self.region, a) - getattr(self.region, b)
             steps = extent / res
@@ -677,6 +739,8 @@ def _describe(error: Any) -> str:
     if kind == "value_error":
         return f"{where}: {message}"
     shown = repr(value) if not isinstance(value, dict) else "a mapping"
+    if kind.startswith(("date_", "datetime_")):
+        return f"{where}: {shown} is not a date: {message}; write a day that exists, YYYY-MM-DD"
     return f"{where}: {shown} is not valid: {message}"
 
 
@@ -690,6 +754,21 @@ def parse_config(data: Any, source: str = "<config>") -> AirCastConfig:
         return AirCastConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(source, [_describe(e) for e in exc.errors()]) from None
+
+
+class _DatesAsText(yaml.SafeLoader):
+    """YAML's safe loader that leaves dates as text for the config's own date fields.
+
+    PyYAML turns ``2019-02-30`` into a date itself and raises a bare ValueError for an
+    impossible one, naming no key; left as text, the date is checked by validation, whose
+    message names the key (``periods.train.start``).
+    """
+
+
+_DatesAsText.add_constructor(
+    "tag:yaml.org,2002:timestamp",
+    lambda loader, node: loader.construct_scalar(node),  # type: ignore[arg-type]
+)
 
 
 def load_config(path: str | Path) -> AirCastConfig:
@@ -706,7 +785,7 @@ def load_config(path: str | Path) -> AirCastConfig:
             str(path), ["file not found; pass the path of a YAML config such as configs/demo.yaml"]
         )
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.load(path.read_text(), Loader=_DatesAsText)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +14,7 @@ import yaml
 from typer.testing import CliRunner
 
 from aircast.cli import app
-from aircast.config import DEFAULT_CONFIG, DEMO_CONFIG, load_config
+from aircast.config import DEFAULT_CONFIG, DEMO_CONFIG, MAX_GRID_CELLS, load_config, parse_config
 
 REPO = Path(__file__).resolve().parents[1]
 runner = CliRunner()
@@ -124,6 +125,26 @@ BAD_CONFIGS = [
         ["sandbox.grib_edition", "'reanalysis-era5-land'", "cams-global-reanalysis-eac4"],
     ),
     (
+        "east edge on the antimeridian",
+        _set("region", {"north": 39.0, "south": 15.0, "west": 150.0, "east": 180.0}),
+        ["region.east = 180", "[-180, 180)", "179.25"],
+    ),
+    (
+        "a boolean for a number",
+        _set("grid.resolution", True),
+        ["grid.resolution", "true is a yes/no value, not a number"],
+    ),
+    (
+        "a boolean for a whole number",
+        _set("training.epochs", False),
+        ["training.epochs", "false is a yes/no value, not a whole number"],
+    ),
+    (
+        "a grid too fine to build",
+        _set("grid.resolution", 0.0001),
+        ["grid.resolution = 0.0001", "1,048,576", "at least 0.04°"],
+    ),
+    (
         "GRIB edition neither 1 nor 2",
         _set("sandbox", {"grib_edition": {"cams-global-reanalysis-eac4": 3}}),
         ["sandbox.grib_edition", "3"],
@@ -172,3 +193,41 @@ def test_console_script_exit_code(tmp_path: Path) -> None:
     )
     assert proc.returncode == 2
     assert "region: required key is missing" in proc.stderr
+
+
+def test_a_yes_no_setting_still_takes_a_boolean() -> None:
+    data = yaml.safe_load(DEMO_CONFIG.read_text())
+    data["training"]["pollutants_only"] = True
+    data["forecast"] = {"fallback_to_previous_cycle": True}
+    config = parse_config(data)
+    assert config.training.pollutants_only and config.forecast.fallback_to_previous_cycle
+
+
+def test_the_finest_grid_allowed_validates() -> None:
+    """The bound admits the whole globe at 0.25° (ERA5's grid), as the README says."""
+    data = yaml.safe_load(DEMO_CONFIG.read_text())
+    data["region"] = {"north": 90.0, "south": -90.0, "west": -180.0, "east": 179.75}
+    data["grid"] = {"resolution": 0.25}
+    assert parse_config(data).lat_lon_shape == (721, 1440)
+    assert f"{MAX_GRID_CELLS:,}" in (REPO / "README.md").read_text()
+
+
+@pytest.mark.parametrize("key", ["train.start", "test.end"])
+def test_impossible_date_written_as_a_yaml_date_names_its_key(tmp_path: Path, key: str) -> None:
+    """An unquoted YAML date is read by PyYAML itself, which would raise a bare ValueError."""
+    section, field = key.split(".")
+    data = yaml.safe_load(DEMO_CONFIG.read_text())
+    data["periods"][section][field] = "PLACEHOLDER"
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(data).replace("PLACEHOLDER", "2019-02-30"))
+    assert "2019-02-30\n" in path.read_text() and "'2019-02-30'" not in path.read_text()
+    result = runner.invoke(app, ["config", "validate", str(path)])
+    assert result.exit_code == 2, result.output
+    assert f"periods.{key}: '2019-02-30' is not a date" in result.output
+    assert "write a day that exists" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_yaml_dates_still_load_as_dates() -> None:
+    config = load_config(DEMO_CONFIG)
+    assert config.periods.train.start == dt.date(2019, 6, 1)

@@ -21,6 +21,7 @@ from torch.utils.data import Dataset
 
 from aircast.align.time import STEP_HOURS
 from aircast.data.batch import Batch
+from aircast.store.integrity import DECODE_ERRORS
 from aircast.store.reader import TrainingStore, open_store
 from aircast.vocab import Role, parse_channel
 
@@ -116,13 +117,17 @@ class StoreSamples(Dataset[dict[str, Any]]):
         self.target_index = np.array([channels.inputs.index(c) for c in channels.targets])
         self.channels = channels
         self._fields: Any = None
+        self._store: Any = None
         self._memory: np.ndarray | None = None
         self._memory_offset = 0
         if in_memory and len(self.index):
             lo, hi = int(self.index[:, 0].min()), int(self.index[:, 1].max()) + 1
             fields = store.group["fields"]
             assert isinstance(fields, zarr.Array)
-            self._memory = np.asarray(fields[lo:hi])[:, self.input_index]
+            try:
+                self._memory = np.asarray(fields[lo:hi])[:, self.input_index]
+            except DECODE_ERRORS as exc:
+                raise store.decode_failure(fields, exc, range(lo, hi)) from exc
             self._memory_offset = lo
 
     def __len__(self) -> int:
@@ -133,8 +138,12 @@ class StoreSamples(Dataset[dict[str, Any]]):
             state: np.ndarray = self._memory[i - self._memory_offset]
             return state
         if self._fields is None:  # opened in the worker that reads, not pickled across
-            self._fields = TrainingStore(self.url, self.storage_options).group["fields"]
-        state = np.asarray(self._fields[i])[self.input_index]
+            self._store = TrainingStore(self.url, self.storage_options)
+            self._fields = self._store.group["fields"]
+        try:
+            state = np.asarray(self._fields[i])[self.input_index]
+        except DECODE_ERRORS as exc:  # a bare codec error would name no file
+            raise self._store.decode_failure(self._fields, exc, [i]) from exc
         return state
 
     def __getitem__(self, k: int) -> dict[str, Any]:

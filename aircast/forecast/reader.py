@@ -40,6 +40,12 @@ from aircast.forecast.schema import (
     read_root,
 )
 from aircast.store import location
+from aircast.store.integrity import (
+    DECODE_ERRORS,
+    bad_chunks_among,
+    chunks_of_first_axis,
+    corrupt_chunks,
+)
 
 InitLike = str | np.datetime64 | dt.datetime | None
 
@@ -181,7 +187,11 @@ class ForecastStore:
         """
         names = self._variables(variables)
         i, j = self._cell(latitude, longitude)
-        ds = self.forecast(init_time)[names].isel({LATITUDE: i, LONGITUDE: j}).load()
+        position = self._position(init_time)
+        try:
+            ds = self.forecast(init_time)[names].isel({LATITUDE: i, LONGITUDE: j}).load()
+        except DECODE_ERRORS as exc:
+            raise self._decode_failure(position, names, exc) from exc
         ds.attrs = {
             **ds.attrs,
             "requested_latitude": float(latitude),
@@ -199,14 +209,42 @@ class ForecastStore:
             )
         lead = self.lead_hours.index(int(lead_hours))
         position = self._position(init_time)
-        return self.dataset[name].isel({INIT_TIME: position, "lead_time": lead}).load()
+        try:
+            return self.dataset[name].isel({INIT_TIME: position, "lead_time": lead}).load()
+        except DECODE_ERRORS as exc:
+            raise self._decode_failure(position, [name], exc) from exc
 
     def provenance(self, init_time: InitLike = None) -> dict[str, Any]:
         """An init's provenance (latest if None): checkpoint_sha256, input_request_ids,
         input_source, code_version, created, content_sha256, …"""
-        index = int(self._order[self._position(init_time)])
-        record: dict[str, Any] = json.loads(str(self._state.array(PROVENANCE)[index]))
+        position = self._position(init_time)
+        index = int(self._order[position])
+        try:
+            text = self._state.array(PROVENANCE)[index]
+        except DECODE_ERRORS as exc:
+            raise self._decode_failure(position, [PROVENANCE], exc) from exc
+        record: dict[str, Any] = json.loads(str(text))
         return record
+
+    def _decode_failure(self, position: int, names: Sequence[str], exc: Exception) -> Exception:
+        """The error for a failed read of init ``position`` (in :attr:`init_times`): the
+        damaged chunks of ``names`` at that init, the init and the fix, or ``exc`` itself
+        when every chunk decodes."""
+        index = int(self._order[position])
+        bad = []
+        for name in names:
+            array = self._state.array(name)
+            bad.extend(bad_chunks_among(array, chunks_of_first_axis(array, [index]), self.url))
+        if not bad:
+            return exc
+        return corrupt_chunks(
+            f"{self.url} (forecast store)",
+            bad,
+            f"they hold init {iso(self.init_times[position])}, which cannot be read; a published "
+            "init is never rewritten in place: restore those files from a copy of the store, or "
+            "republish it into a new store (set forecast.url to a new location and run `aircast "
+            "backfill START END --config CONFIG`)",
+        )
 
     # ---- helpers
 

@@ -66,6 +66,7 @@ from aircast.store.arrays import (
 )
 from aircast.store.days import LoadedDays, StoreBuildError, load_days
 from aircast.store.inputs import inputs_digest, raw_inputs
+from aircast.store.integrity import DECODE_ERRORS, corrupt_chunks, scan_chunks, training_store_fix
 from aircast.store.layout import STEPS_PER_DAY, Layout, log_scale_of
 from aircast.store.schema import (
     BUILD_GROUP,
@@ -581,22 +582,50 @@ def verify_store(config: AirCastConfig, *, deep: bool = False) -> VerifyResult:
 
     Every time has a chunk or is listed in ``missing_times`` (never both); statistics are
     finite and agree with the histograms; channel metadata agree with the vocabulary. With
-    ``deep``, every chunk is read and must be finite.
+    ``deep``, every chunk of every array is read first (one at a time), and the fields must
+    be finite.
 
     Raises
     ------
+    CorruptChunkError
+        Naming every chunk that cannot be decoded (array, key, path) and the fix; with
+        ``deep``, or when a chunk the other checks read is damaged.
     VerificationError
-        Listing every problem found.
+        Listing every other problem found.
     """
     layout = Layout.from_config(config)
-    group = _open(layout, mode="r")
+    try:
+        group = _open(layout, mode="r")
+    except DECODE_ERRORS:  # a damaged coordinate, read by the contract check
+        _refuse_damaged_chunks(
+            location.open_group(layout.url, layout.storage_options, mode="r"), layout.url
+        )
+        raise
     attrs: dict[str, Any] = dict(group.attrs)
-    problems: list[str] = []
     if attrs["state"] != "complete":
         raise StoreIncompleteError(
             f"the store at {layout.url} is not finalised (state {attrs['state']!r}): run "
             "finalise_store, or `aircast store build CONFIG`"
         )
+    if deep:
+        _refuse_damaged_chunks(group, layout.url)
+    try:
+        return _verify_contents(group, layout, attrs, deep)
+    except DECODE_ERRORS:  # a damaged chunk among those read: find and name every one
+        _refuse_damaged_chunks(group, layout.url)
+        raise
+
+
+def _refuse_damaged_chunks(group: zarr.Group, url: str) -> None:
+    bad = scan_chunks(group, url).bad
+    if bad:
+        raise corrupt_chunks(url, bad, training_store_fix(bad))
+
+
+def _verify_contents(
+    group: zarr.Group, layout: Layout, attrs: dict[str, Any], deep: bool
+) -> VerifyResult:
+    problems: list[str] = []
     n_times = int(attrs["time_axis"]["n_times"])
     keys = location.list_keys(group.store, f"{FIELDS}/c/")
     with_data = np.zeros(n_times, dtype=bool)

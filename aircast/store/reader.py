@@ -21,6 +21,16 @@ import zarr
 
 from aircast.align.grid import TargetGrid
 from aircast.store import location
+from aircast.store.integrity import (
+    DECODE_ERRORS,
+    ChunkScan,
+    all_chunk_coords,
+    bad_chunks_among,
+    chunks_of_first_axis,
+    corrupt_chunks,
+    scan_chunks,
+    training_store_fix,
+)
 from aircast.store.schema import (
     CHANNEL,
     FIELDS,
@@ -113,7 +123,10 @@ class TrainingStore:
         self.url = url
         self.storage_options = dict(storage_options or {})
         self.group = location.open_group(url, self.storage_options, mode="r")
-        self.attrs: dict[str, Any] = check_store(self.group)
+        try:
+            self.attrs: dict[str, Any] = check_store(self.group)
+        except DECODE_ERRORS as exc:  # a damaged coordinate, read by the contract check
+            raise self.decode_failure_anywhere(exc) from exc
 
     # ---- identity
 
@@ -276,7 +289,10 @@ class TrainingStore:
         index = np.searchsorted(self.times, selected)
         array = self.group[FIELDS]
         assert isinstance(array, zarr.Array)
-        values = array.get_orthogonal_selection((index,))
+        try:
+            values = array.get_orthogonal_selection((index,))
+        except DECODE_ERRORS as exc:
+            raise self.decode_failure(array, exc, index.tolist()) from exc
         return xr.DataArray(
             np.asarray(values),
             dims=(TIME, CHANNEL, "latitude", "longitude"),
@@ -315,7 +331,24 @@ class TrainingStore:
     def _read(self, name: str) -> Any:
         array = self.group[name]
         assert isinstance(array, zarr.Array)
-        return array[...]
+        try:
+            return array[...]
+        except DECODE_ERRORS as exc:
+            raise self.decode_failure(array, exc) from exc
+
+    def decode_failure(
+        self, array: zarr.Array, exc: Exception, positions: Sequence[int] | None = None
+    ) -> Exception:
+        """The error to raise for a failed read of ``array`` (at ``positions`` of its first
+        axis, or all of it): a :class:`~aircast.store.integrity.CorruptChunkError` naming the
+        store, the damaged chunks and the fix, or ``exc`` itself when every chunk decodes."""
+        coords = (
+            all_chunk_coords(array) if positions is None else chunks_of_first_axis(array, positions)
+        )
+        bad = bad_chunks_among(array, coords, self.url)
+        if not bad:
+            return exc
+        return corrupt_chunks(f"{self.url} (training store)", bad, training_store_fix(bad))
 
     def _require_complete(self, what: str) -> None:
         if not self.complete:
@@ -323,6 +356,29 @@ class TrainingStore:
                 f"the store at {self.url} is not finalised (state {self.attrs['state']!r}), so "
                 f"its {what} are not written yet: run `aircast store build CONFIG`"
             )
+
+    def decode_failure_anywhere(self, exc: Exception) -> Exception:
+        """The error for a failed read somewhere in the store: every chunk is read to name
+        the damaged ones (``exc`` itself when all decode)."""
+        bad = scan_chunks(self.group, self.url).bad
+        if not bad:
+            return exc
+        return corrupt_chunks(f"{self.url} (training store)", bad, training_store_fix(bad))
+
+    def check_chunks(self) -> ChunkScan:
+        """Read every chunk of the store, one at a time.
+
+        Raises
+        ------
+        CorruptChunkError
+            Naming every chunk that cannot be decoded (array, key, path) and the fix.
+        """
+        scan = scan_chunks(self.group, self.url)
+        if scan.bad:
+            raise corrupt_chunks(
+                f"{self.url} (training store)", scan.bad, training_store_fix(scan.bad)
+            )
+        return scan
 
     # ---- for people
 

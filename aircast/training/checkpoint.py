@@ -256,11 +256,75 @@ def load_forecaster(
         **{f.name: settings[f.name] for f in dataclasses.fields(ModelShape) if f.name in settings}
     )
     # a model trained with a diurnal climatology carries it; one without is persistence-based
+    halves = [k for k in _CLIMATOLOGY_KEYS if k in checkpoint.model]
+    if len(halves) == 1:
+        (missing,) = set(_CLIMATOLOGY_KEYS) - set(halves)
+        raise _missing_weights(checkpoint.path, [missing], [])
     climatology = (
         DiurnalMean(checkpoint.model["climatology_hours"], checkpoint.model["climatology"])
-        if "climatology" in checkpoint.model
+        if halves
         else None
     )
-    model = new_forecaster(store, channels, shape, climatology=climatology)
-    model.load_state_dict(checkpoint.model)  # legacy keys were dropped by load_checkpoint
+    try:
+        model = new_forecaster(store, channels, shape, climatology=climatology)
+    except ValueError as exc:  # the climatology's shapes do not fit the store's grid
+        raise CheckpointError(
+            f"{checkpoint.path} holds weights of other shapes than its own recipe's model "
+            f"({exc}); the file is damaged or was edited: restore it from a copy, or train "
+            "again with `aircast train CONFIG --fresh`"
+        ) from None
+    load_weights(model, checkpoint)
     return model.to(device).eval()
+
+
+#: The model's diurnal climatology: both weights, or neither (a persistence-residual model).
+_CLIMATOLOGY_KEYS = ("climatology_hours", "climatology")
+
+
+def load_weights(model: torch.nn.Module, checkpoint: Checkpoint) -> None:
+    """Load the checkpoint's weights into ``model``, which must have exactly those weights.
+
+    Every name and shape is compared before anything is loaded, so a damaged or edited
+    checkpoint is refused whole, with the names that differ, rather than a bare torch error.
+
+    Raises
+    ------
+    CheckpointError
+        Naming the missing, unexpected or differently shaped weights and the fix.
+    """
+    expected = model.state_dict()
+    have = checkpoint.model  # legacy keys were dropped by load_checkpoint
+    missing = [k for k in expected if k not in have]
+    unexpected = [k for k in have if k not in expected]
+    if missing or unexpected:
+        raise _missing_weights(checkpoint.path, missing, unexpected)
+    reshaped = [
+        f"{k} {tuple(have[k].shape)} (the model's is {tuple(v.shape)})"
+        for k, v in expected.items()
+        if tuple(have[k].shape) != tuple(v.shape)
+    ]
+    if reshaped:
+        raise CheckpointError(
+            f"{checkpoint.path} holds weights of other shapes than its own recipe's model: "
+            f"{_listed(reshaped)}; the file is damaged or was edited: restore it from a copy, "
+            "or train again with `aircast train CONFIG --fresh`"
+        )
+    model.load_state_dict(have)
+
+
+def _missing_weights(path: Path, missing: list[str], unexpected: list[str]) -> CheckpointError:
+    parts = []
+    if missing:
+        parts.append(f"it lacks {len(missing)} weight(s) the model needs: {_listed(missing)}")
+    if unexpected:
+        parts.append(f"it holds {len(unexpected)} the model has not: {_listed(unexpected)}")
+    return CheckpointError(
+        f"{path} does not hold this model's weights: {'; '.join(parts)}; the file is damaged, "
+        "was edited, or was written by another AirCast version: restore it from a copy, or "
+        "train again with `aircast train CONFIG --fresh`"
+    )
+
+
+def _listed(names: list[str], most: int = 8) -> str:
+    shown = ", ".join(names[:most])
+    return shown + (f" … ({len(names)} in all)" if len(names) > most else "")

@@ -14,6 +14,7 @@ import xarray as xr
 from synthetic_runs import CHANNELS, LATS, LEADS, LONS, make_run, published_value
 
 import aircast
+from aircast.errors import AirCastError
 from aircast.forecast import publish, reader
 from aircast.forecast.publish import publish_forecast
 from aircast.forecast.reader import ForecastQueryError, ForecastStore, open_forecast
@@ -194,3 +195,27 @@ def test_open_forecast_from_the_package_keeps_import_light(url: str) -> None:
     subprocess.run([sys.executable, "-c", code], check=True)
     with pytest.raises(AttributeError):
         aircast.no_such_thing  # noqa: B018
+
+
+def test_a_damaged_chunk_is_named_with_its_init_and_the_fix(url: str) -> None:
+    """A codec's bare error names no file; the reader names the chunk, the init and the fix,
+    and the other inits still read."""
+    store = open_forecast(url)
+    # 2019-06-01 was published second: index 1 of the arrays' first axis
+    chunks = sorted((Path(url) / "pm2p5" / "c" / "1").rglob("*"))
+    chunk = next(p for p in chunks if p.is_file())
+    chunk.write_bytes(chunk.read_bytes()[: chunk.stat().st_size // 2])
+    key = chunk.relative_to(url).as_posix()
+    with pytest.raises(AirCastError) as caught:
+        store.map("pm2p5", lead_hours=LEADS[0], init_time="2019-06-01")
+    message = str(caught.value)
+    assert f"{url} (forecast store)" in message and "1 damaged chunk" in message
+    assert key in message and str(chunk) in message and "init 2019-06-01" in message
+    assert "republish it into a new store" in message
+    with pytest.raises(AirCastError, match=key):
+        store.point(LATS[0], LONS[0], init_time="2019-06-01", variables=["pm2p5"])
+    np.testing.assert_allclose(
+        store.map("pm2p5", lead_hours=LEADS[0], init_time="2019-06-02").values,
+        expected("2019-06-02", "pm2p5")[0],
+        rtol=1e-6,
+    )

@@ -512,3 +512,62 @@ def test_ddp_ranks_read_their_own_shares(tiny_recipe: Path, tmp_path: Path) -> N
         "last.ckpt",
         "metrics.jsonl",
     ]
+
+
+# ---- checkpoints missing weights, and a budget of no steps
+
+
+def _edited_checkpoint(trained: Path, target: Path, edit: Any) -> Path:
+    payload = torch.load(trained / "last.ckpt", weights_only=True)
+    edit(payload["model"])
+    torch.save(payload, target)
+    return target
+
+
+@pytest.mark.parametrize(
+    ("case", "edit", "named"),
+    [
+        ("a block's weight", lambda m: m.pop("backbone.blocks.0.qkv.weight"), "lacks 1 weight"),
+        ("the climatology's hours", lambda m: m.pop("climatology_hours"), "lacks 1 weight"),
+        ("an extra weight", lambda m: m.update(stray=torch.zeros(2)), "holds 1 the model"),
+        ("a reshaped weight", lambda m: m.update(climatology=m["climatology"][:1]), "shapes"),
+    ],
+    ids=["block weight", "climatology hours", "extra weight", "reshaped weight"],
+)
+def test_a_checkpoint_with_weights_edited_is_refused_naming_them(
+    tiny_recipe: Path, trained: Path, tmp_path: Path, case: str, edit: Any, named: str
+) -> None:
+    payload = torch.load(trained / "last.ckpt", weights_only=True)
+    before = set(payload["model"])
+    path = _edited_checkpoint(trained, tmp_path / "edited.ckpt", edit)
+    after = set(torch.load(path, weights_only=True)["model"])
+    store = open_store(load_config(tiny_recipe).store_url)
+    with pytest.raises(CheckpointError) as caught:
+        load_forecaster(load_checkpoint(path), store)
+    message = str(caught.value)
+    assert str(path) in message and named in message, (case, message)
+    for key in (before ^ after) or {"climatology"}:
+        assert key in message, (case, key, message)
+    assert "aircast train CONFIG --fresh" in message
+
+
+def test_the_weights_check_admits_the_checkpoint_as_written(
+    tiny_recipe: Path, trained: Path
+) -> None:
+    model = load_forecaster(
+        load_checkpoint(trained / "last.ckpt"), open_store(load_config(tiny_recipe).store_url)
+    )
+    saved = torch.load(trained / "last.ckpt", weights_only=True)["model"]
+    assert all(torch.equal(v, saved[k]) for k, v in model.state_dict().items())
+
+
+@pytest.mark.parametrize("steps", ["-1", "0"])
+def test_train_refuses_a_budget_of_no_steps(tiny_recipe: Path, tmp_path: Path, steps: str) -> None:
+    out = tmp_path / "ckpt"
+    result = CliRunner().invoke(
+        app, ["train", str(tiny_recipe), "--out-dir", str(out), "--max-steps", steps]
+    )
+    assert result.exit_code == 2, result.output
+    assert f"--max-steps {steps}: give a positive number of optimiser steps" in result.output
+    assert "checkpoints:" not in result.output
+    assert not out.exists()
