@@ -41,6 +41,7 @@ from aircast.training.checkpoint import (
     CheckpointMeta,
     check_compatible,
     load_checkpoint,
+    load_weights,
     save_checkpoint,
 )
 from aircast.training.climatology import diurnal_mean
@@ -431,17 +432,18 @@ def _train(
             target_channels=channels.targets,
         )
         try:
-            model.load_state_dict(ckpt.model)
-        except RuntimeError as exc:  # same store and channels, another architecture
+            load_weights(model, ckpt)
+        except CheckpointError:  # same store and channels: another architecture, or damage
             theirs, ours = dict(ckpt.meta.recipe.get("model", {})), config.model.model_dump()
             changed = [
                 f"model.{k} {theirs.get(k)} → {v}" for k, v in ours.items() if theirs.get(k) != v
             ]
-            detail = ", ".join(changed) or " ".join(str(exc).split())[:300]
+            if not changed:
+                raise  # the weights themselves differ: load_weights names them
             raise CheckpointError(
-                f"{last_path} holds a model of other sizes than this recipe's ({detail}); "
-                "restore the recipe's model section, or start afresh with "
-                "`aircast train CONFIG --fresh`"
+                f"{last_path} holds a model of other sizes than this recipe's "
+                f"({', '.join(changed)}); restore the recipe's model section, or start afresh "
+                "with `aircast train CONFIG --fresh`"
             ) from None
         optimiser.load_state_dict(ckpt.training["optimiser"])
         scheduler.load_state_dict(ckpt.training["scheduler"])
