@@ -221,6 +221,31 @@ def test_a_cached_file_with_flipped_bytes_is_quarantined_and_fetched_again(
     assert stats_of(server, req).jobs == 2  # type: ignore[union-attr]
 
 
+def test_a_damaged_cams_forecast_run_is_fetched_again_not_read(
+    sandbox: Callable[..., SandboxServer], cache: RawCache
+) -> None:
+    # the daily forecast's initial conditions and the verification ingest the CAMS forecast
+    # (run_ingest) and then read it through its source: the run must be whole when read
+    from aircast.sources.registry import get_source
+
+    server = sandbox()
+    config = small_config(cache.root.parent)
+    endpoints = {"ads": Endpoint("ads", server.url, Secret(KEY))}
+    first = run_ingest(config, ["forecast"], DAY, DAY, endpoints=endpoints)
+    assert first.reports["forecast"].count("fetched") >= 1
+    runs = [e for e in cache.entries("complete") if e.dataset.startswith("cams-global-atmos")]
+    assert runs
+    damaged = cache.root / str(runs[0].path)
+    flip_bytes(damaged)
+    again = run_ingest(config, ["forecast"], DAY, DAY, endpoints=endpoints).reports["forecast"]
+    assert again.count("fetched") == 1 and again.quarantined == 1, again.summary()
+    assert sha256_of(damaged) == runs[0].sha256
+    source = get_source("forecast")
+    requests = source.requests(config, DAY, DAY)
+    assert all(cache.lookup(r.key).damage(cache.existing_file(r)) is None for r in requests)  # type: ignore[union-attr,arg-type]
+    assert len(list((cache.root / "quarantine").iterdir())) == 1
+
+
 def test_a_complete_row_whose_file_is_gone_is_fetched_again(
     sandbox: Callable[..., SandboxServer], cache: RawCache, req: SourceRequest
 ) -> None:
