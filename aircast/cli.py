@@ -228,11 +228,21 @@ def store_build(
     rebuild: Annotated[
         bool, typer.Option("--rebuild", help="reload every part, even those already current")
     ] = False,
+    accept_holes: Annotated[
+        bool,
+        typer.Option(
+            "--accept-holes",
+            help="build requests that could not be fetched as missing times (each with its "
+            "reason in missing_times) instead of stopping",
+        ),
+    ] = False,
 ) -> None:
     """Build the training store from the raw cache: init → parts (Dask) → finalise → verify.
 
     Resumes: parts already loaded from unchanged inputs are skipped. Exit 2 on a user error
-    (days not ingested, a store of another recipe at store.url, …).
+    (days not ingested or not fetched, a damaged raw file, a store of another recipe at
+    store.url, …). Only days the data store has no data for become missing times, unless
+    ``--accept-holes``.
     """
     from aircast.config import load_config, parse_config
     from aircast.jobs.build import build_executor, run_build
@@ -250,7 +260,9 @@ def store_build(
             data["store"] = {**data.get("store", {}), **settings}
             config = parse_config(data, f"{config_path} with command-line options")
         with build_executor(config, serial=serial) as executor:
-            result = run_build(config, executor=executor, resume=not rebuild)
+            result = run_build(
+                config, executor=executor, resume=not rebuild, accept_holes=accept_holes
+            )
     except AirCastError as exc:
         raise _fail(exc) from None
     timings = ", ".join(f"{stage} {seconds:.1f} s" for stage, seconds in result.seconds.items())

@@ -5,8 +5,10 @@ executor decides where the parts load (this process, a Dask cluster, Prefect tas
 stages are those of :mod:`aircast.store.build`, in this order:
 
 1. **check the inputs**: the raw cache holds every input of the recipe (or the store said it
-   has none); a day never ingested fails here, before the store is created or touched,
-   naming the days and the ``aircast ingest`` command that fetches them;
+   has no data for it); a day never ingested, or one that could not be fetched (a refused
+   key, an unreachable store, retries exhausted, a failed or rejected job), fails here, before
+   the store is created or touched, naming the requests and the ``aircast ingest`` command
+   that fetches them (``accept_holes`` builds such days as missing times, with the reason);
 2. **init** the store (or find the one an earlier run created) and ask which parts are
    current: complete, and their raw inputs unchanged since they were loaded;
 3. **load** the other parts, side by side (they touch disjoint chunks); a failed part does not
@@ -183,7 +185,11 @@ def _part_record(part: PartResult) -> dict[str, Any]:
 
 
 def run_build(
-    config: AirCastConfig, *, executor: Executor | None = None, resume: bool = True
+    config: AirCastConfig,
+    *,
+    executor: Executor | None = None,
+    resume: bool = True,
+    accept_holes: bool = False,
 ) -> BuildResult:
     """Build (or finish building) the recipe's training store; see the module docstring.
 
@@ -194,17 +200,21 @@ def run_build(
         :func:`build_executor`). Steps get the recipe and a part index, never arrays.
     resume
         Skip parts that are complete and whose raw inputs are unchanged; False reloads all.
+    accept_holes
+        Build inputs that could not be fetched as missing times (each with its reason in
+        ``missing_times``) instead of stopping.
 
     Raises
     ------
     NotIngestedError, GridError
-        Before the store is created or changed.
+        Before the store is created or changed (:class:`~aircast.store.inputs.HolesError`
+        for inputs that could not be fetched).
     StoreError
         When parts failed (after the report; the loaded ones stay).
     """
     executor = executor or ThreadExecutor(max_workers=1)
     clock = time.perf_counter()
-    executor.run("check-inputs", check_inputs, config)
+    executor.run("check-inputs", check_inputs, config, accept_holes=accept_holes)
     executor.run("init-store", init_store, config)
     statuses = executor.run("part-statuses", part_statuses, config)
     todo = [s for s in statuses if not (resume and s.current)]
@@ -240,7 +250,7 @@ def run_build(
     for finished, (status, outcome) in enumerate(
         executor.map(
             "load-part",
-            functools.partial(load_part, config),
+            functools.partial(load_part, config, accept_holes=accept_holes),
             [s.index for s in todo],
             width=config.store.dask_workers,
             label=lambda i: f"part {i} {statuses[i].first_day}..{statuses[i].last_day}",
@@ -313,14 +323,22 @@ class ExtendOutcome:
 
 
 def run_extend(
-    config: AirCastConfig, start: dt.date, end: dt.date, *, executor: Executor | None = None
+    config: AirCastConfig,
+    start: dt.date,
+    end: dt.date,
+    *,
+    executor: Executor | None = None,
+    accept_holes: bool = False,
 ) -> ExtendOutcome:
     """Append ingested days ``start``..``end`` after the store's end, then verify the store.
 
     Days the store already holds are skipped; statistics stay those of the training period.
+    Inputs that could not be fetched stop it, unless ``accept_holes`` (see :func:`run_build`).
     """
     executor = executor or ThreadExecutor(max_workers=1)
-    extended = executor.run("extend-store", extend_store, config, start, end)
+    extended = executor.run(
+        "extend-store", extend_store, config, start, end, accept_holes=accept_holes
+    )
     executor.run("verify-store", verify_store, config)
     if extended.first_day is None:
         lead = f"nothing to do: the store already holds every day up to {end}"

@@ -25,6 +25,7 @@ import datetime as dt
 import hashlib
 import json
 import os
+import re
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -87,6 +88,22 @@ def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+#: How a data store says that it holds no data for what was asked (a persistent answer, not
+#: a failure to fetch): MARS's own words as the stores pass them on ("MARS returned no data,
+#: please check your selection", then "no data available for <date>" per date), and the CDS's
+#: answer for a subset outside a dataset's coverage. Only a request failed with one of these
+#: becomes a missing time of the training store; any other failure is a hole that stops it.
+NO_DATA_ANSWERS = re.compile(
+    r"MARS returned no data|no data available for|no data is available within your requested",
+    re.IGNORECASE,
+)
+
+
+def store_has_no_data(error: str | None) -> bool:
+    """Whether a failed request's error is the data store saying it holds no such data."""
+    return error is not None and NO_DATA_ANSWERS.search(error) is not None
+
+
 @dataclass(frozen=True)
 class ManifestEntry:
     """One row of the manifest."""
@@ -108,6 +125,25 @@ class ManifestEntry:
     created: str
     updated: str
     completed: str | None
+
+    @property
+    def no_data_at_store(self) -> bool:
+        """A ``failed`` row whose store answered that it has no data (see
+        :data:`NO_DATA_ANSWERS`), rather than one that could not be fetched."""
+        return self.status == "failed" and store_has_no_data(self.error)
+
+    def damage(self, path: Path) -> str | None:
+        """Why the cached file at ``path`` is not the one this ``complete`` row recorded (its
+        size or its sha256 differ: damaged on disk since it was fetched), or None when it is."""
+        size = path.stat().st_size
+        if self.size is not None and size != self.size:
+            return f"{path.name} holds {size} bytes but the manifest recorded {self.size}"
+        if self.sha256 is not None and sha256_of(path) != self.sha256:
+            return (
+                f"{path.name} has the manifest's size ({size} bytes) but not its sha256 "
+                f"({self.sha256[:16]}…): its bytes changed on disk since it was fetched"
+            )
+        return None
 
 
 class RawCache:
@@ -310,13 +346,24 @@ class RawCache:
         _fsync_dir(final.parent)
 
     def quarantine(self, req: SourceRequest, path: Path, reason: str) -> Path:
-        """Move a damaged file aside (never into the pipeline) and record why."""
+        """Move a damaged file aside (never into the pipeline) and record why.
+
+        Raises FileNotFoundError when ``path`` is gone (see :meth:`quarantine_if_there`).
+        """
         folder = self.root / "quarantine"
         n = len(list(folder.glob(f"{req.key}.*")))
         target = folder / f"{req.key}.{n}{path.suffix if path.suffix != '.part' else ''}"
         os.replace(path, target)
         self.record_event(req.key, "quarantined", f"{target.name}: {reason}")
         return target
+
+    def quarantine_if_there(self, req: SourceRequest, path: Path, reason: str) -> Path | None:
+        """:meth:`quarantine`, or None when ``path`` is already gone: parts of a build that
+        run side by side read the same static file, and each may find it damaged."""
+        try:
+            return self.quarantine(req, path, reason)
+        except FileNotFoundError:
+            return None
 
 
 def _identity(req: SourceRequest) -> tuple[str, str, str, str, str, str]:

@@ -135,16 +135,18 @@ def _exclusive(cache: RawCache, key: str) -> Iterator[None]:
 
 
 def is_cached(cache: RawCache, req: SourceRequest) -> bool:
-    """Whether ``req`` is complete in the cache, so fetching it will not talk to its store.
+    """Whether ``req`` is complete in the cache and its file intact, so fetching it will not
+    talk to its store.
 
-    A cheap look (manifest row and file size) that lets an orchestrator skip taking a store's
-    concurrency slot for work that is already done; :func:`fetch_request` still decides.
+    Lets an orchestrator skip taking a store's concurrency slot for work that is already done;
+    :func:`fetch_request` still decides. Intact means the manifest's size *and* sha256: a file
+    whose bytes changed on disk at the same size (bit rot, a stray write) is not cached.
     """
     entry = cache.lookup(req.key)
     if entry is None or entry.status != "complete":
         return False
     existing = cache.existing_file(req)
-    return existing is not None and entry.size == existing.stat().st_size
+    return existing is not None and entry.damage(existing) is None
 
 
 def fetch_request(
@@ -177,10 +179,20 @@ def _fetch_request(
     download_tries: int,
     sleep_max: float,
 ) -> FetchResult:
-    if is_cached(cache, req):
-        return FetchResult(req, "reused", cache.existing_file(req))
     entry = cache.lookup(req.key)
     existing = cache.existing_file(req)
+    damaged = 0
+    if entry is not None and entry.status == "complete" and existing is not None:
+        damage = entry.damage(existing)
+        if damage is None:
+            return FetchResult(req, "reused", existing)
+        # the file was whole when it was fetched (its hash is the manifest's): set it aside
+        # and fetch the request again, never read what it now holds
+        target = cache.quarantine(req, existing, damage)
+        LOG.warning(
+            "%s: cached file damaged (%s), moved to %s; fetching again", req.label, damage, target
+        )
+        existing, damaged = None, 1
     if existing is not None:
         # a file at its final name was verified before the rename: adopt it (a kill came
         # between the rename and the manifest row), after checking it once more
@@ -202,7 +214,7 @@ def _fetch_request(
     # ends (the cache holds no half-written file once a run is over), and no other thread's
     # clean_tmp removes it while it is being written
     with cache.writing(req) as tmp:
-        return _fetch_fresh(
+        result = _fetch_fresh(
             req,
             cache,
             client,
@@ -212,6 +224,8 @@ def _fetch_request(
             download_tries=download_tries,
             sleep_max=sleep_max,
         )
+    result.quarantined += damaged
+    return result
 
 
 def _fetch_fresh(

@@ -23,12 +23,15 @@ Stages (each safe to rerun; the contract is in :mod:`aircast.store.schema`):
     Appends days after the store's end: resizes the time dimension and writes only the new
     chunks. Statistics stay those of the training period.
 
-A day that the data stores did not deliver (its requests are ``failed`` in the manifest, or
-``complete`` but the file is gone) becomes a NaN slot without a chunk, listed in
-``missing_times`` and left out of the statistics. A time is missing when *any* channel lacks
-it: a failed precipitation request of day D also takes 00 UTC of D + 1, whose three-hour
-amount needs the last two hours of D. A day that was never ingested at all is an error, not
-a missing day: silently building holes because an ingestion was forgotten would be worse.
+A day that the data stores have no data for (its requests are ``failed`` in the manifest with
+the store's "no data" answer) becomes a NaN slot without a chunk, listed in ``missing_times``
+and left out of the statistics. A time is missing when *any* channel lacks it: a missing
+precipitation request of day D also takes 00 UTC of D + 1, whose three-hour amount needs the
+last two hours of D. A day that was never ingested, or could not be fetched (another failure,
+or ``complete`` but the file is gone), is an error, not a missing day: silently building holes
+would be worse. ``accept_holes`` builds them as missing times all the same; the reason of each
+missing time is kept in the ``reasons`` attribute of ``missing_times`` (see the contract in
+:mod:`aircast.store.schema`).
 
 The store holds no timestamps or other run-dependent values, so two builds of the same
 recipe from the same raw cache are byte-identical, whatever the order and parallelism.
@@ -349,22 +352,30 @@ def part_name(index: int) -> str:
     return f"{BUILD_GROUP}/part-{index:04d}"
 
 
-def load_part(config: AirCastConfig, part_index: int) -> PartResult:
+def load_part(config: AirCastConfig, part_index: int, *, accept_holes: bool = False) -> PartResult:
     """Load part ``part_index`` (days ``part_days × index`` … of the recipe) into the store.
 
     Idempotent: a rerun, or a rerun after a kill at any moment, leaves the same bytes.
 
+    Parameters
+    ----------
+    accept_holes
+        Let inputs that could not be fetched become missing times instead of stopping.
+
     Raises
     ------
     NotIngestedError, GridError
-        Before anything is written, when the raw inputs are not there or do not fit.
+        Before anything is written, when the raw inputs are not there or do not fit (a
+        :class:`~aircast.store.inputs.HolesError` for inputs that could not be fetched).
+    DamagedInputError
+        Before anything is written, when a cached file is damaged (it is quarantined).
     """
     started = time.perf_counter()
     layout = Layout.from_config(config)
     group = _open(layout)
     first, last = layout.part_range(part_index)
     # all reading and computing happens before the first write, so a bad input changes nothing
-    loaded = load_days(layout, first, last)
+    loaded = load_days(layout, first, last, accept_holes=accept_holes)
     train = layout.training(loaded.times) & ~loaded.missing
     stats = PartStatistics.from_fields(
         loaded.values[train], layout.positive, layout.offsets, layout.pollutants, layout.edges
@@ -409,6 +420,7 @@ def _part_attrs(
         "n_times": int(loaded.times.size),
         "n_missing": int(loaded.missing.sum()),
         "inputs_digest": loaded.digest,
+        "missing_reasons": list(loaded.reasons),
         "complete": complete,
     }
 
@@ -423,7 +435,7 @@ def _write_part_stats(part: zarr.Group, stats: PartStatistics, loaded: LoadedDay
     create_array(part, MISSING_TIMES, missing, (MISSING,), shape=missing.shape, dtype=np.int64)
 
 
-def _read_part(group: zarr.Group, index: int) -> tuple[PartStatistics, np.ndarray]:
+def _read_part(group: zarr.Group, index: int) -> tuple[PartStatistics, np.ndarray, list[str]]:
     part = group[part_name(index)]
     assert isinstance(part, zarr.Group)
 
@@ -435,7 +447,15 @@ def _read_part(group: zarr.Group, index: int) -> tuple[PartStatistics, np.ndarra
         Moments(read("log_count"), read("log_mean"), read("log_m2")),
         read(HIST_COUNTS),
     )
-    return stats, read(MISSING_TIMES)
+    missing = read(MISSING_TIMES)
+    return stats, missing, _reasons(part.attrs.get("missing_reasons"), missing.size)
+
+
+def _reasons(stored: Any, n: int) -> list[str]:
+    """Reasons parallel to ``n`` missing times (an older store recorded none)."""
+    if isinstance(stored, list) and len(stored) == n:
+        return [str(r) for r in stored]
+    return ["(not recorded)"] * n
 
 
 def _part_state(group: zarr.Group, layout: Layout, index: int) -> dict[str, Any] | None:
@@ -490,11 +510,11 @@ def finalise_store(config: AirCastConfig) -> FinaliseResult:
     merged = PartStatistics.empty(
         len(layout.channels), len(layout.positive), len(layout.pollutants)
     )
-    missing_parts: list[np.ndarray] = []
+    reasons: dict[int, str] = {}
     for index in range(layout.n_parts):
-        stats, missing = _read_part(group, index)
+        stats, missing, why = _read_part(group, index)
         merged = merged.merge(stats)
-        missing_parts.append(missing)
+        reasons.update(zip(missing.tolist(), why, strict=True))
     empty = [layout.channels[i].name for i in np.flatnonzero(merged.linear.count == 0)]
     if empty:
         raise StoreBuildError(
@@ -505,13 +525,13 @@ def finalise_store(config: AirCastConfig) -> FinaliseResult:
     _write_statistics(group, layout, merged)
     # the days an extension appended keep their missing times (they belong to no part)
     recipe_end = encode_times(axis_times(layout.last_day, layout.last_day))[-1]
-    current = read_array(group, MISSING_TIMES)
-    missing = np.concatenate([*missing_parts, current[current > recipe_end]]).astype(np.int64)
-    _write_missing(group, np.unique(missing))
+    current = _current_reasons(group)
+    reasons.update((hour, why) for hour, why in current.items() if hour > recipe_end)
+    _write_missing(group, reasons)
     group.attrs.update({"state": "complete"})
     location.remove_partial_writes(layout.url, ["."])
     _consolidate(layout)
-    return FinaliseResult(int(missing.size), int(merged.linear.count.sum()))
+    return FinaliseResult(len(reasons), int(merged.linear.count.sum()))
 
 
 def _ranges(indices: Sequence[int]) -> str:
@@ -549,11 +569,21 @@ def _write_statistics(group: zarr.Group, layout: Layout, merged: PartStatistics)
         array(group, name)[...] = data
 
 
-def _write_missing(group: zarr.Group, hours: np.ndarray) -> None:
+def _current_reasons(group: zarr.Group) -> dict[int, str]:
+    """The store's missing times (hours) and why each is missing."""
+    hours = read_array(group, MISSING_TIMES).astype(np.int64)
+    why = _reasons(array(group, MISSING_TIMES).attrs.get("reasons"), hours.size)
+    return dict(zip(hours.tolist(), why, strict=True))
+
+
+def _write_missing(group: zarr.Group, reasons: dict[int, str]) -> None:
+    """Write ``missing_times`` (ascending hours) and, parallel to it, their reasons."""
+    hours = np.array(sorted(reasons), dtype=np.int64)
     missing = array(group, MISSING_TIMES)
     missing.resize((hours.size,))
     if hours.size:
         missing[...] = hours
+    missing.attrs.update({"reasons": [reasons[int(h)] for h in hours]})
 
 
 def _consolidate(layout: Layout) -> None:
@@ -635,6 +665,12 @@ def _verify_contents(
             with_data[index] = True
     first = np.datetime64(attrs["time_axis"]["start"], "h").astype(np.int64)
     missing_hours = read_array(group, MISSING_TIMES).astype(np.int64)
+    why = array(group, MISSING_TIMES).attrs.get("reasons")
+    if why is not None and (not isinstance(why, list) or len(why) != missing_hours.size):
+        problems.append(
+            f"the reasons of missing_times are not one per missing time ({missing_hours.size} "
+            "times): finalise the store again (`aircast store build CONFIG`)"
+        )
     listed = np.zeros(n_times, dtype=bool)
     offsets = (missing_hours - first) // STEP_HOURS
     if missing_hours.size and (
@@ -751,7 +787,9 @@ class ExtendResult:
     n_missing: int
 
 
-def extend_store(config: AirCastConfig, start: dt.date, end: dt.date) -> ExtendResult:
+def extend_store(
+    config: AirCastConfig, start: dt.date, end: dt.date, *, accept_holes: bool = False
+) -> ExtendResult:
     """Append days ``start``..``end`` after the store's last day.
 
     Days already in the store are skipped (never rewritten); the time dimension grows and
@@ -765,7 +803,11 @@ def extend_store(config: AirCastConfig, start: dt.date, end: dt.date) -> ExtendR
     StoreError
         When ``start`` leaves a gap after the store's last day.
     NotIngestedError, GridError
-        When the new days' raw inputs are not there or do not fit.
+        When the new days' raw inputs are not there or do not fit (a
+        :class:`~aircast.store.inputs.HolesError` for inputs that could not be fetched,
+        unless ``accept_holes``).
+    DamagedInputError
+        When a cached file is damaged (it is quarantined).
     """
     layout = Layout.from_config(config)
     group = _open(layout, pending_extension=True)
@@ -783,30 +825,30 @@ def extend_store(config: AirCastConfig, start: dt.date, end: dt.date) -> ExtendR
         return ExtendResult(None, None, 0, 0)  # every day is already in the store
     store_first = np.datetime64(attrs["time_axis"]["start"], "D").astype(dt.date)
     fields, time_array = array(group, FIELDS), array(group, TIME)
-    new_missing: list[np.ndarray] = []
+    new_missing: dict[int, str] = {}
     day = first_new
     while day <= end:
         last = min(day + dt.timedelta(days=layout.part_days - 1), end)
-        loaded = load_days(layout, day, last)
+        loaded = load_days(layout, day, last, accept_holes=accept_holes)
         begin = (day - store_first).days * STEPS_PER_DAY
         stop = begin + loaded.times.size
         if fields.shape[0] < stop:
             fields.resize((stop, *fields.shape[1:]))
         location.remove_partial_writes(layout.url, [f"{FIELDS}/c/{t}" for t in range(begin, stop)])
         fields[begin:stop] = loaded.values
-        new_missing.append(encode_times(loaded.times[loaded.missing]))
+        hours = encode_times(loaded.times[loaded.missing]).tolist()
+        new_missing.update(zip(hours, loaded.reasons, strict=True))
         day = last + dt.timedelta(days=1)
     times = axis_times(store_first, end)
     time_array.resize((times.size,))
     time_array[...] = encode_times(times)
     declared_end = encode_times(axis_times(axis_end, axis_end))[-1]
-    current = read_array(group, MISSING_TIMES)
-    added = np.concatenate(new_missing).astype(np.int64)
-    _write_missing(group, np.unique(np.concatenate([current[current <= declared_end], added])))
+    kept = {h: why for h, why in _current_reasons(group).items() if h <= declared_end}
+    _write_missing(group, {**kept, **new_missing})
     group.attrs.update({"time_axis": time_axis_attrs(times)})  # the declaration goes last
     _consolidate(layout)
     return ExtendResult(
-        first_new, end, int(times.size - int(attrs["time_axis"]["n_times"])), int(added.size)
+        first_new, end, int(times.size - int(attrs["time_axis"]["n_times"])), len(new_missing)
     )
 
 

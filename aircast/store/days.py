@@ -5,6 +5,11 @@ the target grid by their sources (:meth:`aircast.sources.base.DataSource.read`: 
 decoded and regridded conservatively on its own), aligned to the three-hourly axis by
 timestamp and stacked in store channel order. A time is missing when any channel lacks it;
 a delivered value that is not finite after regridding is an error, never a silent hole.
+
+Before anything is read, inputs that could not be fetched stop the load unless holes are
+accepted (:func:`aircast.store.inputs.require_no_holes`), and every delivered file's sha256 is
+checked against the manifest (:func:`aircast.store.inputs.require_intact`), so a file damaged
+on disk since it was fetched never reaches the store.
 """
 
 from __future__ import annotations
@@ -19,7 +24,14 @@ import xarray as xr
 from aircast.align.time import align_time, axis_times, covered_times
 from aircast.sources.ingest import raw_cache
 from aircast.sources.registry import get_source
-from aircast.store.inputs import TRAINING_SOURCES, inputs_digest, raw_inputs
+from aircast.store.inputs import (
+    TRAINING_SOURCES,
+    RawInput,
+    inputs_digest,
+    raw_inputs,
+    require_intact,
+    require_no_holes,
+)
 from aircast.store.layout import Layout
 from aircast.store.schema import StoreError, iso_hour
 
@@ -42,6 +54,9 @@ class LoadedDays:
         bool, shape (n,).
     notes
         Why inputs were missing (for the log).
+    reasons
+        Why each missing time is missing, parallel to ``times[missing]``: the reasons of the
+        undelivered inputs of its day (``no data at the store: …``, ``fetch failed: …``).
     digest
         :func:`aircast.store.inputs.inputs_digest` of the inputs.
     """
@@ -51,14 +66,33 @@ class LoadedDays:
     missing: np.ndarray
     notes: tuple[str, ...]
     digest: str
+    reasons: tuple[str, ...] = ()
 
 
-def load_days(layout: Layout, first: dt.date, last: dt.date) -> LoadedDays:
+def load_days(
+    layout: Layout, first: dt.date, last: dt.date, *, accept_holes: bool = False
+) -> LoadedDays:
     """Read the raw inputs of days ``first``..``last`` onto the grid (through their sources),
-    align them to the store's axis and stack the channels."""
+    align them to the store's axis and stack the channels.
+
+    Parameters
+    ----------
+    accept_holes
+        Let inputs that could not be fetched become missing times instead of stopping.
+
+    Raises
+    ------
+    HolesError
+        When inputs could not be fetched (and ``accept_holes`` is False).
+    DamagedInputError
+        When a cached file's bytes are not those the manifest recorded (it is quarantined).
+    """
     times = axis_times(first, last)
     cache = raw_cache(layout.config)
     inputs = raw_inputs(layout, cache, first, last)
+    if not accept_holes:
+        require_no_holes(layout, cache, inputs)
+    require_intact(cache, inputs)
     delivered = [item.request for item in inputs if item.path is not None]
     # dataset id → variable → its values on the grid, over the span
     fields: dict[str, Mapping[str, xr.DataArray]] = {}
@@ -88,7 +122,27 @@ def load_days(layout: Layout, first: dt.date, last: dt.date) -> LoadedDays:
             values[available, index] = aligned.transpose("time", "latitude", "longitude").values
         _require_finite(layout, times[available], values[available])
     notes = tuple(f"{i.request.label}: {i.note}" for i in inputs if i.path is None)
-    return LoadedDays(times, values, ~available, notes, inputs_digest(inputs))
+    missing = ~available
+    reasons = missing_reasons(times[missing], inputs)
+    return LoadedDays(times, values, missing, notes, inputs_digest(inputs), reasons)
+
+
+def missing_reasons(times: np.ndarray, inputs: list[RawInput]) -> tuple[str, ...]:
+    """Why each of the missing ``times`` is missing: the reasons of the undelivered inputs of
+    its day, else (00 UTC, whose three-hour amounts need the previous day's last hours) of the
+    day before, joined by ``"; "``."""
+    by_day: dict[dt.date, list[str]] = {}
+    for item in inputs:
+        if item.path is None:
+            by_day.setdefault(item.request.day, []).append(item.reason)
+    out = []
+    for time in times.astype("datetime64[h]"):
+        day = time.astype("datetime64[D]").astype(dt.date)
+        found = by_day.get(day) or []
+        if not found and time == time.astype("datetime64[D]"):
+            found = by_day.get(day - dt.timedelta(days=1), [])
+        out.append("; ".join(found) if found else "no input delivered this time")
+    return tuple(out)
 
 
 def _require_finite(layout: Layout, times: np.ndarray, values: np.ndarray) -> None:

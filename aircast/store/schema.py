@@ -24,7 +24,14 @@ Arrays of the root group (dimensions in brackets)
     instant / accumulated / constant, and the offset of the log transform (NaN where the
     channel is not ``positive``).
 ``missing_times [missing]``
-    Times of the axis without data (the data stores did not deliver an input), ascending.
+    Times of the axis without data, ascending: the data store answered that it has no data for
+    an input of that time (MARS's "no data"). An input that could not be fetched stops the build
+    instead; only a build with ``accept_holes`` (``aircast store build --accept-holes``) lists
+    its times here too. The array's attribute ``reasons`` is a list of strings parallel to it,
+    one per missing time: the undelivered inputs of its day, each ``no data at the store:
+    <request>``, ``fetch failed: <request>: <error>`` or ``file gone from the raw cache:
+    <request>``, joined by ``"; "`` (``(not recorded)`` for times of a store built before
+    reasons were kept). With xarray: ``ds["missing_times"].attrs["reasons"]``.
 ``stat_count``, ``stat_mean``, ``stat_std`` ``[channel]``
     int64 / float64: number of values, mean and population standard deviation (ddof 0) of
     each channel over every grid cell and every non-missing time of the *training period*
@@ -64,7 +71,8 @@ The ``build`` subgroup (the build's own bookkeeping, not part of the data)
 --------------------------------------------------------------------------
 ``build/part-NNNN``: one group per part, holding the part's mergeable statistics (float64
 count, mean and M2 in linear and log space, histogram counts), its ``missing_times`` and, in
-its attributes, its days, a digest of the raw inputs it read and ``complete``. Finalise merges
+its attributes, its days, a digest of the raw inputs it read, ``missing_reasons`` (parallel to
+its ``missing_times``) and ``complete``. Finalise merges
 them in part order, so a parallel build gives the same bytes as a serial one.
 """
 

@@ -165,6 +165,69 @@ def test_a_complete_entry_is_reused_without_sending_anything(
     assert result.reports["era5"].count("reused") == 1 and sent(down) == (0, 0, 0, 0)
 
 
+def flip_bytes(path: Path, at: float = 0.5, n: int = 8) -> None:
+    """Invert ``n`` bytes in the middle of a file: same size, other bytes (bit rot)."""
+    size = path.stat().st_size
+    with open(path, "r+b") as f:
+        f.seek(int(size * at))
+        chunk = f.read(n)
+        f.seek(int(size * at))
+        f.write(bytes(b ^ 0xFF for b in chunk))
+    assert path.stat().st_size == size
+
+
+def test_a_cached_file_with_flipped_bytes_is_quarantined_and_fetched_again(
+    sandbox: Callable[..., SandboxServer], cache: RawCache, req: SourceRequest
+) -> None:
+    server = sandbox()
+    first = fetch(req, cache, client_for(server))
+    assert first.path is not None
+    good = sha256_of(first.path)
+    flip_bytes(first.path)
+    config = small_config(cache.root.parent)  # paths.raw is this cache
+    endpoints = {"cds": Endpoint("cds", server.url, Secret(KEY))}
+    result = run_ingest(config, ["era5"], DAY, DAY, endpoints=endpoints)
+    report = result.reports["era5"]
+    assert report.count("reused") == 0 and report.count("fetched") == 1, report.summary()
+    assert report.quarantined == 1
+    stats = stats_of(server, req)
+    assert stats is not None and stats.jobs == 2, "the store was asked again"
+    assert sha256_of(first.path) == good and cache.lookup(req.key).sha256 == good  # type: ignore[union-attr]
+    (kept,) = (cache.root / "quarantine").iterdir()
+    assert sha256_of(kept) != good and kept.stat().st_size == first.path.stat().st_size
+    assert "quarantined" in events(cache, req)
+    detail = next(e[3] for e in cache.events(req.key) if e[2] == "quarantined")
+    assert "not its sha256" in detail
+    # whole again: reused without asking the store
+    assert fetch(req, cache, client_for(server)).outcome == "reused"
+    assert stats_of(server, req).jobs == 2  # type: ignore[union-attr]
+
+
+def test_a_damaged_cams_forecast_run_is_fetched_again_not_read(
+    sandbox: Callable[..., SandboxServer], cache: RawCache
+) -> None:
+    # the daily forecast's initial conditions and the verification ingest the CAMS forecast
+    # (run_ingest) and then read it through its source: the run must be whole when read
+    from aircast.sources.registry import get_source
+
+    server = sandbox()
+    config = small_config(cache.root.parent)
+    endpoints = {"ads": Endpoint("ads", server.url, Secret(KEY))}
+    first = run_ingest(config, ["forecast"], DAY, DAY, endpoints=endpoints)
+    assert first.reports["forecast"].count("fetched") >= 1
+    runs = [e for e in cache.entries("complete") if e.dataset.startswith("cams-global-atmos")]
+    assert runs
+    damaged = cache.root / str(runs[0].path)
+    flip_bytes(damaged)
+    again = run_ingest(config, ["forecast"], DAY, DAY, endpoints=endpoints).reports["forecast"]
+    assert again.count("fetched") == 1 and again.quarantined == 1, again.summary()
+    assert sha256_of(damaged) == runs[0].sha256
+    source = get_source("forecast")
+    requests = source.requests(config, DAY, DAY)
+    assert all(cache.lookup(r.key).damage(cache.existing_file(r)) is None for r in requests)  # type: ignore[union-attr,arg-type]
+    assert len(list((cache.root / "quarantine").iterdir())) == 1
+
+
 def test_a_complete_row_whose_file_is_gone_is_fetched_again(
     sandbox: Callable[..., SandboxServer], cache: RawCache, req: SourceRequest
 ) -> None:

@@ -18,6 +18,7 @@ from aircast.jobs.build import run_build
 from aircast.sources.cache import RawCache
 from aircast.sources.registry import get_source
 from aircast.store.build import verify_store
+from aircast.store.inputs import HolesError
 from aircast.store.reader import open_store
 from aircast.store.schema import MissingDataError
 
@@ -52,19 +53,32 @@ def test_a_day_the_stores_did_not_deliver_is_missing_and_left_out_of_the_statist
     root = copy_raw(raw_root, tmp_path / "damaged")
     config = make_config(root=root)
     cache = RawCache(config.paths.raw)
-    # EAC4 failed that day (the sandbox's 'missing' fault ends the job 'failed') …
+    # the store has no EAC4 data that day (the sandbox's 'missing' fault, MARS's words) …
     (eac4,) = _requests(config, "eac4", DAY, "single")
     cache.existing_file(eac4).unlink()  # type: ignore[union-attr]
-    cache.record_failed(eac4, f"no data available for {DAY}")
-    # … and the ERA5 file of the same day is gone although the manifest says complete
+    cache.record_failed(
+        eac4, f"MARS returned no data, please check your selection.\nno data available for {DAY}"
+    )
+    # … and the ERA5 file of the same day is gone although the manifest says complete: a
+    # hole (the store has the data), which stops the build before the store is created …
     (era5,) = _requests(config, "era5", DAY, "single")
     cache.existing_file(era5).unlink()  # type: ignore[union-attr]
+    with pytest.raises(HolesError, match="aircast ingest CONFIG --start 2019-06-02") as stop:
+        run_build(config)
+    assert era5.label in str(stop.value) and eac4.label not in str(stop.value)
+    assert not Path(config.store_url).exists()
 
-    result = run_build(config)
+    # … unless the holes are accepted: then the day is missing, each time saying why
+    result = run_build(config, accept_holes=True)
     lost = axis_times(DAY, DAY)
     assert result.n_missing == 8
     store = open_store(config.store_url)
     np.testing.assert_array_equal(store.missing_times, lost)
+    reasons = xr.open_zarr(config.store_url)["missing_times"].attrs["reasons"]
+    assert len(reasons) == 8
+    for reason in reasons:
+        assert f"no data at the store: {eac4.label}" in reason
+        assert f"file gone from the raw cache: {era5.label}" in reason
     assert "missing: 8 times on 1 days: 2019-06-02 (8)" in store.summary()
     chunks = {
         int(p.parts[-4]) for p in Path(config.store_url, "fields", "c").rglob("0") if p.is_file()
@@ -109,6 +123,8 @@ def test_failed_precipitation_also_takes_the_next_midnight(
     # 00 UTC of the next day needs the amounts of 22 and 23 UTC of DAY
     expected = np.append(axis_times(DAY, DAY), np.datetime64("2019-06-03T00:00", "ns"))
     np.testing.assert_array_equal(store.missing_times, expected)
+    reasons = xr.open_zarr(config.store_url)["missing_times"].attrs["reasons"]
+    assert reasons == [f"no data at the store: {hourly.label}"] * 9
 
 
 def test_statistics_come_from_the_training_period_only(
