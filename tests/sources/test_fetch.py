@@ -184,7 +184,7 @@ def test_a_cached_file_with_flipped_bytes_is_quarantined_and_fetched_again(
     assert first.path is not None
     good = sha256_of(first.path)
     flip_bytes(first.path)
-    config = small_config(cache.root.parent)  # paths.raw is this cache
+    config = tiny_fetch_config(cache.root.parent)  # paths.raw is this cache
     endpoints = {"cds": Endpoint("cds", server.url, Secret(KEY))}
     result = run_ingest(config, ["era5"], DAY, DAY, endpoints=endpoints)
     report = result.reports["era5"]
@@ -211,7 +211,7 @@ def test_a_damaged_cams_forecast_run_is_fetched_again_not_read(
     from aircast.sources.registry import get_source
 
     server = sandbox()
-    config = small_config(cache.root.parent)
+    config = tiny_fetch_config(cache.root.parent)
     endpoints = {"ads": Endpoint("ads", server.url, Secret(KEY))}
     first = run_ingest(config, ["forecast"], DAY, DAY, endpoints=endpoints)
     assert first.reports["forecast"].count("fetched") >= 1
