@@ -6,6 +6,9 @@ PYTHON ?= python3
 # no analytics: the machine may have no network
 export PREFECT_HOME := $(CURDIR)/.prefect
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
+# the demo's temporary Prefect server may take longer than Prefect's 20 s to start on a busy
+# 2-core machine; past this the demo fails with Prefect's "Timed out ... ephemeral" message
+export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
