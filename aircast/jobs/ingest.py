@@ -255,8 +255,8 @@ def run_ingest(
             skipped = not_sent(req)
             if skipped is not None:
                 return skipped
-            if is_cached(cache, req):  # does not talk to the store: takes no slot
-                outcome = fetch_one(config, req, found[req.store], cache)
+            if is_cached(cache, req):  # intact in the cache (hash checked): no slot, no store
+                outcome = FetchResult(req, "reused", cache.existing_file(req))
             else:
                 with executor.slot(limit_name(req.store)):
                     # a request that waited for its slot while another found its store or its
