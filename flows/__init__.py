@@ -20,8 +20,6 @@ build
 executor
     ``PrefectExecutor``: a job's steps as tasks, its limits as global concurrency limits, its
     reports as artifacts, the library's log in the run's log.
-bounded
-    ``run_bounded``: submit tasks no faster than a concurrency limit frees slots.
 report
     ``exit_code``: how each flow's ``python -m flows.…`` entry point reports its run.
 demo

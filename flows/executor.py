@@ -8,7 +8,7 @@ their order. What is Prefect's alone lives here:
 - a step is a task (``cache_policy=NO_CACHE``: a job's steps write stores, they are never
   skipped on a cache hit), its arguments handed over in memory (``quote``: Prefect neither
   traverses nor records them; a recipe or an endpoint with a key is never a parameter);
-- ``map`` submits no more tasks than ``width`` at a time (:func:`flows.bounded.run_bounded`);
+- ``map`` submits no more tasks than ``width`` at a time (:func:`aircast.jobs.executor.bounded`);
   with a ``compute`` executor (a Dask cluster) each task waits for its call there;
 - limits are the server's global concurrency limits, shared by every run and worker, created
   when missing and kept when an operator has changed them;
@@ -38,11 +38,12 @@ from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
 from prefect.client.schemas.responses import GlobalConcurrencyLimitResponse
 from prefect.concurrency.sync import concurrency
 from prefect.exceptions import MissingContextError, ObjectAlreadyExists, ObjectNotFound
+from prefect.futures import as_completed
 from prefect.logging.handlers import APILogHandler
 from prefect.utilities.annotations import quote
 
+from aircast.jobs.executor import bounded
 from aircast.sources.datastore import mask_secrets_in
-from flows.bounded import run_bounded
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -137,6 +138,11 @@ def ensure_limit(name: str, size: int, *, what: str, setting: str) -> int:
     return int(existing.limit)
 
 
+def _first_finished(futures: list[Any]) -> Any:
+    """The first of Prefect futures to finish."""
+    return next(as_completed(futures))
+
+
 def _step(name: str) -> Any:
     """A task named ``name`` that calls the function it is given (a job's step).
 
@@ -192,7 +198,7 @@ class PrefectExecutor:
             named = step if label is None else step.with_options(task_run_name=label(item))
             return named.submit(quote(target), quote(item))
 
-        for item, future in run_bounded(items, submit, max(1, width)):
+        for item, future in bounded(items, submit, max(1, width), _first_finished):
             yield item, future.result(raise_on_failure=False)
 
     def ensure_limit(self, name: str, size: int, *, what: str, setting: str) -> int:

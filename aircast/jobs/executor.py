@@ -42,6 +42,7 @@ LOG = logging.getLogger(__name__)
 
 T = TypeVar("T")
 R = TypeVar("R")
+F = TypeVar("F")
 
 #: What :meth:`Executor.map` yields for one item: its result, or the exception it raised.
 Outcome = Any
@@ -107,13 +108,25 @@ def markdown_table(rows: list[dict[str, str]]) -> str:
     return "\n".join(lines)
 
 
+def _first_done(futures: list[Any]) -> Any:
+    done, _ = wait(futures, return_when=FIRST_COMPLETED)
+    return next(iter(done))
+
+
 def bounded(
-    items: Iterable[T], submit: Callable[[T], Future[R]], width: int
-) -> Iterator[tuple[T, Future[R]]]:
+    items: Iterable[T],
+    submit: Callable[[T], F],
+    width: int,
+    first_done: Callable[[list[F]], F] = _first_done,
+) -> Iterator[tuple[T, F]]:
     """Submit one future per item, at most ``width`` unfinished, in the items' order.
 
     The next item is submitted only when one finishes, so nothing waits for a slot (or a
-    thread) long before it runs and the work stays in the order it was planned.
+    thread) long before it runs and the work stays in the order it was planned. (Prefect tasks
+    waiting for a slot of a global limit poll the server, which answers with a growing
+    ``Retry-After``, so slots stay idle while they sleep; bounded submission keeps none
+    waiting.) ``first_done`` waits for one of the futures to finish: concurrent.futures' by
+    default; Prefect's executor passes its own.
 
     Yields
     ------
@@ -123,7 +136,7 @@ def bounded(
     if width < 1:
         raise ValueError(f"width = {width}; at least one step must be allowed in flight")
     waiting = iter(items)
-    running: dict[Future[R], T] = {}
+    running: dict[F, T] = {}
 
     def fill() -> None:
         for item in waiting:
@@ -133,11 +146,10 @@ def bounded(
 
     fill()
     while running:
-        done, _ = wait(list(running), return_when=FIRST_COMPLETED)
-        for future in done:
-            item = running.pop(future)
-            fill()  # before handing this one back, so the next starts meanwhile
-            yield item, future
+        future = first_done(list(running))
+        item = running.pop(future)
+        fill()  # before handing this one back, so the next starts meanwhile
+        yield item, future
 
 
 def outcome_of(future: Future[Any]) -> Any:
